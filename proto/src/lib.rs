@@ -1,0 +1,11 @@
+//! The wire contract of the study, and unary gRPC assembled by hand on `h2`.
+//!
+//! * [`messages`]: the prost types of `sales.proto` and the standard
+//!   `grpc.health.v1` health check, derived by hand (no `protoc`).
+//!
+//! Data flows: bytes off the socket → HTTP/2 (h2) → 5-byte gRPC frame →
+//! protobuf message, and back the same way.
+
+pub mod messages;
+
+pub use messages::*;
