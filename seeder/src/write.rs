@@ -1,0 +1,285 @@
+//! Writing the database: a temporary file beside the target, filled in one
+//! transaction with journaling off, then renamed into place.
+
+use std::fs;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::generate::{self, Dimensions, Sale, Streams};
+use crate::names::*;
+use crate::{Config, Error, Summary};
+
+/// Called with the number of sales written so far; `Break` cancels the run
+/// (the temporary file is removed and [`Error::Cancelled`] returned).
+pub trait Progress: FnMut(u64) -> ControlFlow<()> {}
+impl<F: FnMut(u64) -> ControlFlow<()>> Progress for F {}
+
+const SCHEMA: &str = "
+CREATE TABLE regions (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+CREATE TABLE stores (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    region_id INTEGER NOT NULL REFERENCES regions (id)
+);
+CREATE TABLE products (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    category TEXT NOT NULL,
+    price REAL NOT NULL
+);
+CREATE TABLE customers (
+    id INTEGER PRIMARY KEY,
+    first_name TEXT NOT NULL,
+    last_name TEXT NOT NULL
+);
+-- Clustered on the query key: every filter becomes store and product id sets
+-- and a date range, so queries seek straight to the matching rows and read
+-- nothing else (the table is its own covering index).
+CREATE TABLE sales (
+    id INTEGER NOT NULL,
+    date INTEGER NOT NULL,
+    amount INTEGER NOT NULL,
+    store_id INTEGER NOT NULL REFERENCES stores (id),
+    product_id INTEGER NOT NULL REFERENCES products (id),
+    customer_id INTEGER NOT NULL REFERENCES customers (id),
+    PRIMARY KEY (store_id, product_id, date, id)
+) WITHOUT ROWID;
+CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+";
+
+/// Writes the database for `config` to `path`, replacing any file there.
+pub fn write_database(path: &Path, config: &Config) -> Result<Summary, Error> {
+    write_database_with_progress(path, config, |_| ControlFlow::Continue(()))
+}
+
+/// [`write_database`], reporting progress after every batch of sales.
+pub fn write_database_with_progress(
+    path: &Path,
+    config: &Config,
+    mut progress: impl Progress,
+) -> Result<Summary, Error> {
+    let started = Instant::now();
+    if i64::try_from(config.sales).is_err() {
+        return Err(Error::Config(format!(
+            "{} sales do not fit SQLite's 64-bit ids",
+            config.sales
+        )));
+    }
+    if path.is_dir() {
+        return Err(Error::Io {
+            action: "write the database to",
+            path: path.to_owned(),
+            source: std::io::Error::other("it is a directory"),
+        });
+    }
+    let temp = TempFile::create(path)?;
+    let sqlite = |action| {
+        let path = temp.path.clone();
+        move |source| Error::Sqlite {
+            action,
+            path,
+            source,
+        }
+    };
+
+    let mut conn = Connection::open_with_flags(
+        &temp.path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sqlite("open the database"))?;
+    // Nothing to recover from: a failed run is deleted, so no journal, no
+    // fsync, no lock traffic.
+    conn.execute_batch(
+        "PRAGMA journal_mode = OFF;
+         PRAGMA synchronous = OFF;
+         PRAGMA locking_mode = EXCLUSIVE;
+         PRAGMA foreign_keys = OFF;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -32768;",
+    )
+    .map_err(sqlite("configure the connection"))?;
+
+    let mut streams = Streams::new(config.seed);
+    let dims = generate::dimensions(&mut streams.dimensions);
+    let tx = conn.transaction().map_err(sqlite("begin"))?;
+    tx.execute_batch(SCHEMA)
+        .map_err(sqlite("create the tables"))?;
+    let dimension_rows = insert_dimensions(&tx, &dims).map_err(sqlite("insert dimensions"))?;
+    match insert_sales(&tx, config.sales, &mut streams, &mut progress) {
+        Ok(ControlFlow::Continue(())) => {}
+        Ok(ControlFlow::Break(())) => return Err(Error::Cancelled),
+        Err(e) => return Err(sqlite("insert sales")(e)),
+    }
+    tx.execute_batch("ANALYZE;")
+        .map_err(sqlite("analyze the tables"))?;
+    insert_meta(&tx, config).map_err(sqlite("insert meta"))?;
+    tx.commit().map_err(sqlite("commit"))?;
+    conn.close()
+        .map_err(|(_, e)| sqlite("close the database")(e))?;
+
+    let bytes = temp.persist(path)?;
+    Ok(Summary {
+        sales: config.sales,
+        rows: config.sales + dimension_rows,
+        elapsed: started.elapsed(),
+        bytes,
+    })
+}
+
+fn insert_dimensions(tx: &Connection, dims: &Dimensions) -> rusqlite::Result<u64> {
+    let mut rows = 0;
+    let mut stmt = tx.prepare("INSERT INTO regions (id, name) VALUES (?1, ?2)")?;
+    for (i, name) in REGIONS.iter().enumerate() {
+        rows += stmt.execute((i + 1, name))? as u64;
+    }
+    let mut stmt = tx.prepare("INSERT INTO stores (id, name, region_id) VALUES (?1, ?2, ?3)")?;
+    for (i, region) in dims.store_region.iter().enumerate() {
+        let name = format!(
+            "{} {}",
+            STORE_ADJECTIVES[i / STORE_BRANDS.len()],
+            STORE_BRANDS[i % STORE_BRANDS.len()]
+        );
+        rows += stmt.execute((i + 1, name, region + 1))? as u64;
+    }
+    let mut stmt =
+        tx.prepare("INSERT INTO products (id, name, category, price) VALUES (?1, ?2, ?3, ?4)")?;
+    for (i, price) in dims.product_price.iter().enumerate() {
+        let category = CATEGORIES[i / PRODUCT_ADJECTIVES.len()];
+        let name = format!(
+            "{} {category}",
+            PRODUCT_ADJECTIVES[i % PRODUCT_ADJECTIVES.len()]
+        );
+        rows += stmt.execute((i + 1, name, category, price))? as u64;
+    }
+    let mut stmt =
+        tx.prepare("INSERT INTO customers (id, first_name, last_name) VALUES (?1, ?2, ?3)")?;
+    for i in 0..CUSTOMERS {
+        let first = FIRST_NAMES[i / LAST_NAMES.len()];
+        let last = LAST_NAMES[i % LAST_NAMES.len()];
+        rows += stmt.execute((i + 1, first, last))? as u64;
+    }
+    Ok(rows)
+}
+
+/// Inserts the sales cell by cell in key order; ids follow insertion order.
+fn insert_sales(
+    tx: &Connection,
+    sales: u64,
+    streams: &mut Streams,
+    progress: &mut impl Progress,
+) -> rusqlite::Result<ControlFlow<()>> {
+    let counts = generate::cell_counts(&mut streams.cells, sales);
+    let mut stmt = tx.prepare(
+        "INSERT INTO sales (id, date, amount, store_id, product_id, customer_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    let mut batch: Vec<Sale> = Vec::new();
+    let mut next_id: i64 = 1;
+    let mut done = 0u64;
+    for (cell, &count) in counts.iter().enumerate() {
+        let store = (cell / PRODUCTS + 1) as i64;
+        let product = (cell % PRODUCTS + 1) as i64;
+        generate::cell_sales(&mut streams.rows, count, &mut batch);
+        stmt.raw_bind_parameter(4, store)?;
+        stmt.raw_bind_parameter(5, product)?;
+        for sale in &batch {
+            stmt.raw_bind_parameter(1, next_id)?;
+            stmt.raw_bind_parameter(2, sale.date)?;
+            stmt.raw_bind_parameter(3, sale.amount)?;
+            stmt.raw_bind_parameter(6, sale.customer)?;
+            stmt.raw_execute()?;
+            next_id += 1;
+        }
+        done += count;
+        if progress(done).is_break() {
+            return Ok(ControlFlow::Break(()));
+        }
+    }
+    Ok(ControlFlow::Continue(()))
+}
+
+fn insert_meta(tx: &Connection, config: &Config) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare("INSERT INTO meta (key, value) VALUES (?1, ?2)")?;
+    // No timestamps or host names: the file must be a pure function of the
+    // configuration.
+    for (key, value) in [
+        ("schema_version", SCHEMA_VERSION.to_string()),
+        ("seed", config.seed.to_string()),
+        ("sales", config.sales.to_string()),
+        ("date_min", DATE_MIN.to_string()),
+        ("date_max", DATE_MAX.to_string()),
+    ] {
+        stmt.execute((key, value))?;
+    }
+    Ok(())
+}
+
+/// The temporary database beside the target; removed on drop unless it was
+/// renamed into place.
+struct TempFile {
+    path: PathBuf,
+    persisted: bool,
+}
+
+impl TempFile {
+    fn create(target: &Path) -> Result<TempFile, Error> {
+        let name = target
+            .file_name()
+            .ok_or_else(|| Error::Config(format!("{} does not name a file", target.display())))?;
+        let mut temp_name = std::ffi::OsString::from(".");
+        temp_name.push(name);
+        temp_name.push(format!(".tmp-{}", std::process::id()));
+        let path = target.with_file_name(temp_name);
+        // create_new: fail clearly on an unwritable directory, and never
+        // write into a file someone else is using.
+        let _ = fs::remove_file(&path);
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|source| Error::Io {
+                action: "create",
+                path: path.clone(),
+                source,
+            })?;
+        Ok(TempFile {
+            path,
+            persisted: false,
+        })
+    }
+
+    /// Renames the file to `target`; returns its size.
+    fn persist(mut self, target: &Path) -> Result<u64, Error> {
+        let bytes = fs::metadata(&self.path)
+            .map_err(|source| Error::Io {
+                action: "measure",
+                path: self.path.clone(),
+                source,
+            })?
+            .len();
+        fs::rename(&self.path, target).map_err(|source| Error::Io {
+            action: "move the finished database to",
+            path: target.to_owned(),
+            source,
+        })?;
+        self.persisted = true;
+        Ok(bytes)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.persisted {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
