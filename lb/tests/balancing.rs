@@ -1,0 +1,36 @@
+//! Least outstanding requests: a slow worker gets clearly fewer calls.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use proto::SalesRequest;
+
+#[test]
+fn a_slow_worker_gets_clearly_fewer_calls() {
+    let python = python();
+    let dir = TempDir::new("balancing");
+    python_stubs(&python, dir.path());
+    let (fast, slow) = (free_port(), free_port());
+    let _fast = start_py_worker(&python, dir.path(), fast, "fast", 0.0);
+    let _slow = start_py_worker(&python, dir.path(), slow, "slow", 0.05);
+    let (_lb, port) = start_lb(&[fast, slow], &[]);
+    let outcomes = smol::block_on(async {
+        let lb = connect(port).await;
+        wait_serving(&lb, Duration::from_secs(5)).await;
+        // Wait for both workers to be in rotation.
+        smol::Timer::after(Duration::from_millis(500)).await;
+        paced_load(&lb, 200, Duration::from_secs(2), &SalesRequest::default()).await
+    });
+    let count = |id: &str| {
+        outcomes
+            .iter()
+            .filter(|o| o.result.as_deref() == Ok(id))
+            .count()
+    };
+    let (f, s) = (count("fast"), count("slow"));
+    assert_eq!(f + s, outcomes.len(), "every call served");
+    assert!(s > 0, "the slow worker is in rotation");
+    assert!(s * 4 < f, "slow served {s}, fast {f}");
+}
