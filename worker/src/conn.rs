@@ -141,7 +141,7 @@ fn open_read_only(path: &Path) -> Result<Connection, OpenError> {
     // Map the file: pages are read in place instead of copied into each
     // connection's cache. SQLite caps this at its compile-time maximum.
     conn.execute_batch("PRAGMA mmap_size = 17179869184; PRAGMA cache_size = -16384;")
-        .map_err(|e| OpenError(format!("cannot configure {shown}: {e}")))?;
+        .map_err(|e| OpenError(format!("{shown} is not a sales database ({e}); {hint}")))?;
     Ok(conn)
 }
 
