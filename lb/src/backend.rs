@@ -21,7 +21,17 @@ use smol::lock::Mutex;
 /// replacement another caller already made.
 #[derive(Default)]
 struct Slot {
-    conn: Mutex<Option<(u64, Channel)>>,
+    conn: Mutex<SlotState>,
+    /// Failed dials so far; read before queueing for the lock, so calls that
+    /// waited behind a failed dial share its failure instead of each dialling
+    /// the dead address in turn.
+    dial_failures: AtomicU64,
+}
+
+#[derive(Default)]
+struct SlotState {
+    conn: Option<(u64, Channel)>,
+    last_dial_error: Option<Status>,
 }
 
 pub struct Backend {
@@ -119,10 +129,33 @@ impl Backend {
         }
     }
 
-    /// Sends one raw gRPC message and returns the raw reply. A transport
-    /// failure drops the connection it happened on, so the next call on that
-    /// slot reconnects.
+    /// Sends one raw gRPC message and returns the raw reply, all within
+    /// `timeout` (waiting for a connection included). A transport failure
+    /// drops the connection it happened on, so the next call on that slot
+    /// reconnects.
     pub async fn unary(
+        &self,
+        path: &str,
+        message: Bytes,
+        timeout: Option<Duration>,
+    ) -> Result<Bytes, Status> {
+        let call = self.unary_untimed(path, message, timeout);
+        match timeout {
+            None => call.await,
+            Some(t) => {
+                let expire = async {
+                    smol::Timer::after(t).await;
+                    Err(Status::new(
+                        Code::DeadlineExceeded,
+                        format!("worker {}: no reply within {t:?}", self.addr),
+                    ))
+                };
+                smol::future::or(call, expire).await
+            }
+        }
+    }
+
+    async fn unary_untimed(
         &self,
         path: &str,
         message: Bytes,
@@ -134,9 +167,9 @@ impl Backend {
         let result = channel.unary(path, message, timeout).await;
         if let Err(status) = &result {
             if status.code == Code::Unavailable || channel.is_closed() {
-                let mut conn = slot.conn.lock().await;
-                if matches!(&*conn, Some((g, _)) if *g == generation) {
-                    *conn = None;
+                let mut state = slot.conn.lock().await;
+                if matches!(&state.conn, Some((g, _)) if *g == generation) {
+                    state.conn = None;
                 }
             }
         }
@@ -149,13 +182,19 @@ impl Backend {
         slot: &Slot,
         timeout: Option<Duration>,
     ) -> Result<(u64, Channel), Status> {
-        let mut conn = slot.conn.lock().await;
-        if let Some((generation, channel)) = &*conn {
+        let failures_before = slot.dial_failures.load(Ordering::Acquire);
+        let mut state = slot.conn.lock().await;
+        if let Some((generation, channel)) = &state.conn {
             if !channel.is_closed() {
                 return Ok((*generation, channel.clone()));
             }
         }
-        *conn = None;
+        state.conn = None;
+        if slot.dial_failures.load(Ordering::Acquire) != failures_before {
+            if let Some(status) = &state.last_dial_error {
+                return Err(status.clone());
+            }
+        }
         // Never wait for a connection longer than the caller may wait at all.
         let limit = timeout.map_or(self.connect_timeout, |t| t.min(self.connect_timeout));
         let addr = self.addr;
@@ -171,10 +210,19 @@ impl Backend {
                 format!("worker {addr}: connect: no answer within {limit:?}"),
             ))
         };
-        let channel = smol::future::or(dial, expire).await?;
-        let generation = self.generation.fetch_add(1, Ordering::Relaxed);
-        *conn = Some((generation, channel.clone()));
-        Ok((generation, channel))
+        match smol::future::or(dial, expire).await {
+            Ok(channel) => {
+                let generation = self.generation.fetch_add(1, Ordering::Relaxed);
+                state.conn = Some((generation, channel.clone()));
+                state.last_dial_error = None;
+                Ok((generation, channel))
+            }
+            Err(status) => {
+                state.last_dial_error = Some(status.clone());
+                slot.dial_failures.fetch_add(1, Ordering::Release);
+                Err(status)
+            }
+        }
     }
 }
 
@@ -234,5 +282,32 @@ mod tests {
         assert!(!b.set_healthy(true, "probe passed"));
         assert!(b.set_healthy(false, "refused"));
         assert!(!b.is_healthy());
+    }
+
+    #[test]
+    fn a_refused_connection_is_unavailable_and_counts_for_queued_calls() {
+        // A port nothing listens on: bind one, note it, close it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let b = Backend::new(
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            1,
+            Duration::from_millis(500),
+        );
+        let call = || b.unary("/x/y", Bytes::new(), Some(Duration::from_secs(2)));
+        let (first, second) = smol::block_on(smol::future::zip(call(), call()));
+        assert_eq!(
+            b.slots[0].dial_failures.load(Ordering::Relaxed),
+            1,
+            "one dial"
+        );
+        let results = [first, second, smol::block_on(call())];
+        for r in results {
+            let err = r.expect_err("nothing listens");
+            assert_eq!(err.code, Code::Unavailable, "{err}");
+            assert!(err.message.contains("connect"), "{err}");
+        }
     }
 }
