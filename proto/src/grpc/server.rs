@@ -299,6 +299,11 @@ async fn process(
 
     let call = async {
         let message = read_message(body, config.max_message_size).await?;
+        // A budget already spent (a tiny timeout, a slow upload) is not worth
+        // starting the work for.
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(deadline_exceeded());
+        }
         let req = Request {
             path: parts.uri.path().to_owned(),
             deadline,
@@ -311,7 +316,7 @@ async fn process(
         Some(deadline) => {
             future::or(call, async {
                 Timer::at(deadline).await;
-                Err(Status::new(Code::DeadlineExceeded, "deadline exceeded"))
+                Err(deadline_exceeded())
             })
             .await
         }
@@ -320,6 +325,10 @@ async fn process(
         Ok(reply) => Outcome::Reply(reply),
         Err(status) => Outcome::Status(status),
     }
+}
+
+fn deadline_exceeded() -> Status {
+    Status::new(Code::DeadlineExceeded, "deadline exceeded (grpc-timeout)")
 }
 
 /// Gathers the request body into its one message, returning flow-control

@@ -170,3 +170,116 @@ pub fn random_request(rng: &mut fastrand::Rng) -> SalesRequest {
         end_hour,
     }
 }
+
+/// The Python interpreter of the interop tests: $PYTHON, else `python3`;
+/// fails loudly when grpcio or grpcio-tools is missing.
+pub fn python() -> String {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let ok = Command::new(&python)
+        .args(["-c", "import grpc, grpc_tools, google.protobuf"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "{python} lacks grpcio/grpcio-tools/protobuf: run scripts/test.sh, or \
+         `python3 -m venv VENV && VENV/bin/pip install grpcio grpcio-tools protobuf` \
+         and set PYTHON=VENV/bin/python"
+    );
+    python
+}
+
+/// A directory under the target's tmp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Generates the Python stubs of sales.proto and health.proto into a new
+/// directory, with grpc_tools.protoc (no system protoc).
+pub fn python_stubs(python: &str) -> TempDir {
+    let dir = TempDir::new("py-stubs");
+    let proto = Path::new(env!("CARGO_MANIFEST_DIR")).join("../proto");
+    let out = Command::new(python)
+        .args(["-m", "grpc_tools.protoc"])
+        .arg(format!("-I{}", proto.display()))
+        .arg(format!("-I{}", proto.join("grpc/health/v1").display()))
+        .arg(format!("--python_out={}", dir.0.display()))
+        .arg(format!("--grpc_python_out={}", dir.0.display()))
+        .args(["sales.proto", "health.proto"])
+        .output()
+        .expect("run grpc_tools.protoc");
+    assert!(
+        out.status.success(),
+        "grpc_tools.protoc failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+/// A command running one of worker/tests/py/*.py with the stubs importable.
+pub fn python_script(python: &str, stubs: &Path, script: &str) -> Command {
+    let mut cmd = Command::new(python);
+    cmd.arg(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/py")
+            .join(script),
+    )
+    .env("PYTHONPATH", stubs)
+    .env("PYTHONUNBUFFERED", "1");
+    cmd
+}
+
+/// `grpcio_worker.py` on a free port; killed on drop.
+pub struct PyWorker {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl PyWorker {
+    pub fn start(python: &str, stubs: &Path, id: &str) -> PyWorker {
+        let mut child = python_script(python, stubs, "grpcio_worker.py")
+            .args(["--port", "0", "--id", id])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start grpcio_worker.py");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(addr.trim().to_owned());
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => addr.parse().expect("grpcio worker address"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("grpcio_worker.py did not start");
+            }
+        };
+        PyWorker { child, addr }
+    }
+}
+
+impl Drop for PyWorker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
