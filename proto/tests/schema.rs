@@ -43,8 +43,11 @@ enum Ty {
     Enum(&'static str),
 }
 
-/// The contract of DESIGN.md: (message, [(field, number, type, optional)]).
-fn contract() -> Vec<(&'static str, Vec<(&'static str, u32, Ty, bool)>)> {
+/// One field of the contract: name, number, type, `optional`.
+type FieldSpec = (&'static str, u32, Ty, bool);
+
+/// The contract of DESIGN.md: every message and its fields.
+fn contract() -> Vec<(&'static str, Vec<FieldSpec>)> {
     use Ty::*;
     vec![
         (
