@@ -144,3 +144,71 @@ fn encode<M: Message>(message: &M) -> Bytes {
 fn query_status(e: QueryError) -> Status {
     Status::new(Code::from_u32(e.grpc_code()), e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(service: &Service, path: &str, message: Vec<u8>) -> Result<Bytes, Status> {
+        smol::block_on(service.call(Request {
+            path: path.into(),
+            deadline: None,
+            message: message.into(),
+        }))
+    }
+
+    #[test]
+    fn dispatch_health_and_errors() {
+        let db = std::env::temp_dir().join(format!("worker-service-{}.db", std::process::id()));
+        seeder::write_database(
+            &db,
+            &seeder::Config {
+                sales: 100,
+                seed: 1,
+            },
+        )
+        .unwrap();
+        let serving = Arc::new(AtomicBool::new(true));
+        let service = Service::new(Pool::open(&db, 1).unwrap(), "unit", serving.clone());
+        let health = |service: &Service, name: &str| {
+            let req = HealthCheckRequest {
+                service: name.into(),
+            };
+            call(service, paths::HEALTH_CHECK, req.encode_to_vec())
+                .map(|b| HealthCheckResponse::decode(b).unwrap().status)
+        };
+
+        assert_eq!(health(&service, ""), Ok(ServingStatus::Serving as i32));
+        serving.store(false, Ordering::Release);
+        assert_eq!(
+            health(&service, SERVICE_NAME),
+            Ok(ServingStatus::NotServing as i32)
+        );
+        assert_eq!(health(&service, "x").unwrap_err().code, Code::NotFound);
+
+        let rep = call(
+            &service,
+            paths::GET_SALES_METRICS,
+            SalesRequest::default().encode_to_vec(),
+        );
+        let rep = SalesResponse::decode(rep.unwrap()).unwrap();
+        assert_eq!(
+            (rep.total_sales_count, rep.region_processed.as_str()),
+            (100, "unit")
+        );
+
+        let bad = SalesRequest {
+            start_hour: Some(-1),
+            ..Default::default()
+        };
+        let err = call(&service, paths::GET_SALES_METRICS, bad.encode_to_vec()).unwrap_err();
+        assert_eq!(err.code, Code::InvalidArgument);
+        assert!(err.message.contains("start_hour"), "{err}");
+        let err = call(&service, paths::GET_SALES_METRICS, vec![0xff, 0xff]).unwrap_err();
+        assert_eq!(err.code, Code::Internal);
+        let err = call(&service, "/protocol.SimulationService/Other", vec![]).unwrap_err();
+        assert_eq!(err.code, Code::Unimplemented);
+        assert_eq!(service.in_flight.load(Ordering::Relaxed), 0);
+        let _ = std::fs::remove_file(&db);
+    }
+}

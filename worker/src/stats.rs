@@ -81,13 +81,21 @@ mod tests {
             "RSS of a test process is over 1 MiB"
         );
         let mut meter = CpuMeter::new();
+        // Burn 50 ms of CPU (however long that takes on a busy machine).
+        let start = cpu_seconds().unwrap();
         let t0 = Instant::now();
         let mut x = 0u64;
-        while t0.elapsed().as_millis() < 200 {
-            x = x.wrapping_mul(31).wrapping_add(std::hint::black_box(7));
+        while cpu_seconds().unwrap() - start < 0.05 && t0.elapsed().as_secs() < 10 {
+            for _ in 0..10_000 {
+                x = x.wrapping_mul(31).wrapping_add(std::hint::black_box(7));
+            }
         }
         std::hint::black_box(x);
         let p = meter.percent();
-        assert!(p > 30.0 && p < 250.0, "busy loop measured at {p}%");
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        assert!(
+            p > 0.0 && p <= cores * 100.0 + 20.0,
+            "busy loop measured at {p}%"
+        );
     }
 }
