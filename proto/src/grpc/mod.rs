@@ -11,6 +11,48 @@
 //! application/grpc`, a body of one prefixed message, and a reply of headers,
 //! one prefixed message and trailers carrying `grpc-status`; an error that
 //! happens before any reply is a single HEADERS frame ("trailers-only").
+//!
+//! ```
+//! use std::sync::Arc;
+//! use proto::grpc::{serve, Channel, Code, Handler, Request, ServerConfig, Status};
+//! use proto::{paths, HealthCheckRequest, HealthCheckResponse, ServingStatus};
+//!
+//! struct Health;
+//! impl Handler for Health {
+//!     fn call(&self, req: Request) -> proto::grpc::server::Reply {
+//!         Box::pin(async move {
+//!             match req.path.as_str() {
+//!                 paths::HEALTH_CHECK => {
+//!                     let rep = HealthCheckResponse { status: ServingStatus::Serving as i32 };
+//!                     Ok(prost::Message::encode_to_vec(&rep).into())
+//!                 }
+//!                 other => Err(Status::unimplemented_method(other)),
+//!             }
+//!         })
+//!     }
+//! }
+//!
+//! smol::block_on(async {
+//!     let listener = smol::net::TcpListener::bind("127.0.0.1:0").await?;
+//!     let addr = listener.local_addr()?;
+//!     let (stop, stopped) = async_channel::bounded::<()>(1);
+//!     let server = smol::spawn(serve(listener, Arc::new(Health), ServerConfig::default(), async move {
+//!         let _ = stopped.recv().await;
+//!     }));
+//!
+//!     let channel = Channel::connect(addr).await?;
+//!     let rep: HealthCheckResponse =
+//!         channel.call(paths::HEALTH_CHECK, &HealthCheckRequest::default(), None).await?;
+//!     assert_eq!(rep.status, ServingStatus::Serving as i32);
+//!     let err = channel.unary("/no.Such/Method", Default::default(), None).await.unwrap_err();
+//!     assert_eq!(err.code, Code::Unimplemented);
+//!
+//!     drop(stop); // graceful shutdown
+//!     server.await?;
+//!     Ok::<(), Box<dyn std::error::Error>>(())
+//! })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod client;
 pub mod frame;
