@@ -40,7 +40,10 @@ fn a_worker_killed_mid_run_loses_nothing() {
             killed_at = Some(i);
         }
         let k = i as usize % mix.len();
-        tasks.push((k, smol::spawn(client.call(&mix[k], Duration::from_secs(20)))));
+        tasks.push((
+            k,
+            smol::spawn(client.call(&mix[k], Duration::from_secs(20))),
+        ));
     }
     let sent_in = start.elapsed();
     assert!(killed_at.is_some());
@@ -50,7 +53,7 @@ fn a_worker_killed_mid_run_loses_nothing() {
     for (k, task) in tasks {
         match smol::block_on(task) {
             Ok(rep) => {
-                let want = expected[k].clone().expect("the mix is valid");
+                let want = expected[k].expect("the mix is valid");
                 assert_eq!(
                     (rep.total_sales_count, rep.total_revenue, rep.average_amount),
                     want
@@ -69,9 +72,17 @@ fn a_worker_killed_mid_run_loses_nothing() {
         sent_in < Duration::from_secs(SECONDS as u64 + 2),
         "load too slow"
     );
-    assert!(errors.is_empty(), "{} errors: {:?}", errors.len(), &errors[..errors.len().min(5)]);
+    assert!(
+        errors.is_empty(),
+        "{} errors: {:?}",
+        errors.len(),
+        &errors[..errors.len().min(5)]
+    );
     assert_eq!(by_worker.values().sum::<u32>(), total);
-    assert!(by_worker.get("w-doomed").is_some_and(|&n| n > 0), "the doomed worker served");
+    assert!(
+        by_worker.get("w-doomed").is_some_and(|&n| n > 0),
+        "the doomed worker served"
+    );
     assert!(by_worker.get("w-survivor").is_some_and(|&n| n > 0));
     // The survivor carried the second half alone.
     assert!(by_worker["w-survivor"] >= total / 2);
