@@ -355,4 +355,45 @@ mod tests {
             assert!(r.product_keyword.len() <= 256 && r.buyer_keyword.len() <= 256);
         }
     }
+
+    /// Every generated request passes the worker's own validation, and runs.
+    #[test]
+    fn every_request_is_valid_for_the_worker() {
+        let dir = std::env::temp_dir().join(format!("hammer-mix-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("mix.db");
+        seeder::write_database(
+            &db,
+            &seeder::Config {
+                sales: 3000,
+                seed: 5,
+            },
+        )
+        .unwrap();
+        let info = worker::open_info(&db).unwrap();
+        let dict = Dictionary::load(&db).unwrap();
+        assert_eq!(dict.regions.len(), 5);
+        assert_eq!(dict.categories.len(), 8);
+        let mut conn = worker::QueryConn::open(&db).unwrap();
+        for kind in [MixKind::Seed, MixKind::Random] {
+            let mut mix = Mix::new(kind, 99, info.date_min, info.date_max, dict.clone());
+            let mut matched = 0;
+            for i in 0..3000 {
+                let req = mix.next_request();
+                if let Err(e) = worker::validate(&req) {
+                    panic!("{kind:?} request refused: {e}: {req:?}");
+                }
+                if i % 30 == 0 {
+                    let m = conn.run(&req).unwrap_or_else(|e| panic!("{e}: {req:?}"));
+                    matched += i64::from(m.count > 0);
+                }
+            }
+            // The mix asks for data that exists, not only for empty answers.
+            assert!(
+                matched > 10,
+                "{kind:?}: only {matched} of 100 queries matched any sale"
+            );
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

@@ -4,8 +4,10 @@
 //! The search grows the rate exponentially (×2) from `--rate` while the objective holds,
 //! then bisects between the last rate that held and the first that did not, until the
 //! two are within 5 %. A step holds when its p99 (from intended send time) is within
-//! the objective, at most 0.1 % of requests failed, at least 95 % of the target rate
-//! came back ok, and hammer itself kept its schedule.
+//! the objective, at most 0.1 % of requests failed (client-side drops included), and at
+//! least 95 % of the target rate came back ok. Hammer falling behind does not fail a
+//! step by itself (its lag is already inside the latency), but when the step that
+//! bounds the answer had hammer behind, the answer says it is hammer's limit.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -30,7 +32,8 @@ pub struct Session {
     pub hgrm: Option<PathBuf>,
 }
 
-/// Pause between the runs of a sweep, so one step's backlog does not spill into the next.
+/// Longest pause between the runs of a sweep, so one step's backlog does not spill
+/// into the next (shorter for short steps).
 const SETTLE: Duration = Duration::from_secs(1);
 /// Most steps a --find-max search takes.
 const MAX_STEPS: usize = 16;
@@ -79,7 +82,7 @@ impl Session {
         let mut runs = Vec::new();
         for (i, &rate) in rates.iter().enumerate() {
             if i > 0 {
-                smol::Timer::after(SETTLE).await;
+                smol::Timer::after(SETTLE.min(self.plan.duration)).await;
             }
             let hgrm = self.hgrm.as_deref().map(|p| report::per_rate_path(p, rate));
             runs.push(self.run_at(rate, hgrm).await?.0);
@@ -100,7 +103,7 @@ impl Session {
         let mut rate = self.plan.rate;
         while steps.len() < MAX_STEPS {
             if !steps.is_empty() {
-                smol::Timer::after(SETTLE).await;
+                smol::Timer::after(SETTLE.min(self.plan.duration)).await;
             }
             let hgrm = self.hgrm.as_deref().map(|p| report::per_rate_path(p, rate));
             let (report, _) = self.run_at(rate, hgrm).await?;
@@ -151,6 +154,7 @@ impl Session {
 
 /// Why a step does not hold the objective, if it does not.
 pub fn holds(r: &RunReport, slo_ms: f64) -> Result<(), String> {
+    // errors_total already holds the client-side drops (CLIENT_DROPPED).
     let failed = r.errors_total + r.timeouts;
     if r.latency_ms.p99 > slo_ms {
         return Err(format!("p99 {:.3} ms > {slo_ms} ms", r.latency_ms.p99));
@@ -160,9 +164,6 @@ pub fn holds(r: &RunReport, slo_ms: f64) -> Result<(), String> {
     }
     if r.achieved_rps < 0.95 * r.config.target_rate {
         return Err(format!("only {:.1}/s ok", r.achieved_rps));
-    }
-    if r.hammer_behind {
-        return Err(format!("hammer itself fell behind: {}", r.hammer_warning));
     }
     Ok(())
 }

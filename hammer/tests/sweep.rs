@@ -1,0 +1,105 @@
+//! Sweeps: a list of rates gives one row per rate; --find-max finds the knee of a
+//! server with a known capacity.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use proto::grpc::{Handler, Request};
+
+/// Serves one call at a time, each taking `service`: capacity 1/service calls/s.
+struct OneAtATime {
+    service: Duration,
+    free_at: Mutex<Instant>,
+}
+
+impl Handler for OneAtATime {
+    fn call(&self, _req: Request) -> Reply {
+        let done = {
+            let mut free_at = self.free_at.lock().unwrap();
+            let start = (*free_at).max(Instant::now());
+            *free_at = start + self.service;
+            *free_at
+        };
+        Box::pin(async move {
+            smol::Timer::at(done).await;
+            Ok(fake_reply())
+        })
+    }
+}
+
+#[test]
+fn a_list_of_rates_is_one_table() {
+    let server = FakeServer::start(Arc::new(Instant_));
+    let target = server.addr.to_string();
+    let run = hammer(&[
+        "grpc",
+        "--target",
+        &target,
+        "--method",
+        "health",
+        "--rates",
+        "100,200",
+        "--duration",
+        "1s",
+    ]);
+    assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
+    let j = &run.json;
+    assert_eq!(j["mode"], "rates");
+    let runs = j["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(f(&runs[0], "target_rate"), 100.0);
+    assert_eq!(f(&runs[1], "target_rate"), 200.0);
+    assert!(u(&runs[1], "sent").abs_diff(200) <= 2);
+    assert!(run.stdout.contains("sent/s"), "{}", run.stdout);
+}
+
+#[test]
+fn find_max_lands_near_the_capacity() {
+    // 5 ms per call: 200 calls/s at most.
+    let server = FakeServer::start(Arc::new(OneAtATime {
+        service: Duration::from_millis(5),
+        free_at: Mutex::new(Instant::now()),
+    }));
+    let target = server.addr.to_string();
+    let run = hammer(&[
+        "grpc",
+        "--target",
+        &target,
+        "--method",
+        "health",
+        "--find-max",
+        "--rate",
+        "50",
+        "--slo-p99",
+        "100ms",
+        "--duration",
+        "600ms",
+        "--timeout",
+        "2s",
+    ]);
+    assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
+    let j = &run.json;
+    assert_eq!(j["mode"], "find_max");
+    assert_eq!(f(j, "slo_p99_ms"), 100.0);
+    // Near the capacity: a 600 ms step at rate r > 200/s builds a queue of
+    // (r - 200) × 0.6 × 5 ms, which passes 100 ms above r ≈ 233/s.
+    let max = f(j, "max_rate");
+    assert!(
+        (50.0..=260.0).contains(&max),
+        "max_rate {max}: {}",
+        run.stdout
+    );
+    let steps = j["steps"].as_array().unwrap();
+    assert!(steps.len() >= 3 && steps.len() <= 16, "{}", run.stdout);
+    assert!(steps.iter().any(|s| s["held"] == true));
+    assert!(steps.iter().any(|s| s["held"] == false));
+    assert!(j["limited_by_hammer"].is_boolean());
+    assert!(
+        run.stdout.contains("highest rate holding p99"),
+        "{}",
+        run.stdout
+    );
+}
