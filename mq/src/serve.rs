@@ -20,7 +20,7 @@ use crate::topology;
 use amiquip::{AmqpProperties, Channel, ConsumerMessage, ConsumerOptions, Delivery, Publish};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use proto::SalesResponse;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 use worker::{QueryConn, QueryError};
@@ -50,6 +50,8 @@ pub struct Stats {
     pub attached: AtomicUsize,
     /// When the worker lost its first consumer, for the "back after" message.
     down_since: Mutex<Option<Instant>>,
+    /// Whether "cannot reach the broker" was said at start-up.
+    waiting_said: AtomicBool,
 }
 
 impl Stats {
@@ -127,7 +129,13 @@ pub fn run(config: &Config, conn: &mut QueryConn, stats: &Stats, stop: &Receiver
         match end {
             End::Stopped => return,
             End::Lost(why) => {
-                log::debug!("consumer: {why}");
+                let never_attached = stats.down_since.lock().is_ok_and(|d| d.is_none())
+                    && stats.attached.load(Ordering::SeqCst) < config.consumers;
+                if never_attached && !stats.waiting_said.swap(true, Ordering::SeqCst) {
+                    log::warn!("cannot reach the broker yet ({why}); retrying with backoff");
+                } else {
+                    log::debug!("consumer: {why}");
+                }
                 if let Err(RecvTimeoutError::Disconnected) = stop.recv_timeout(backoff.next_delay())
                 {
                     return;
