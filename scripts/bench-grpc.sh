@@ -5,6 +5,8 @@
 #      database, with 1, 4 and 16 connections (closed loop, 16 calls in
 #      flight per connection), and the worker's CPU microseconds per call
 #      (utime + stime from /proc/<pid>/stat over the measured window / calls);
+#      then the same with Health/Check, which does no database work: what the
+#      gRPC stack alone costs per call;
 #   2. what HTTP/2 flow-control windows do to large messages: an in-process
 #      echo of 1 MiB messages with 64 KiB (the HTTP/2 default) and 1 MiB
 #      stream windows.
@@ -65,9 +67,11 @@ done
 
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) before the run"
 echo "worker: $WORKER_THREADS query threads, 10k sales, pid $WORKER_PID"
-for c in $CONNECTIONS; do
-    "$BENCH" --addr "127.0.0.1:$PORT" --connections "$c" --concurrency 16 "${SECONDS_OPT[@]}" \
-        --pid "$WORKER_PID" --clk-tck "$(getconf CLK_TCK)"
+for method in sales health; do
+    for c in $CONNECTIONS; do
+        "$BENCH" --addr "127.0.0.1:$PORT" --method "$method" --connections "$c" --concurrency 16 \
+            "${SECONDS_OPT[@]}" --pid "$WORKER_PID" --clk-tck "$(getconf CLK_TCK)"
+    done
 done
 echo "flow-control windows, 1 MiB messages echoed in process, 4 calls in flight:"
 for w in 65535 1048576; do

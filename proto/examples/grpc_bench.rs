@@ -5,6 +5,8 @@
 //! `--seconds` (after a `--warmup`), over a fixed mix of region × category
 //! × year requests. Prints calls/s, latency percentiles and, given the
 //! worker's `--pid`, the worker's CPU time per call from /proc/<pid>/stat.
+//! `--method health` calls Health/Check instead: no database work, so the
+//! cost of the gRPC stack alone.
 //!
 //! Without `--addr`: an in-process echo server and client exchanging
 //! `--payload`-byte messages with `--window`-byte HTTP/2 stream windows,
@@ -21,7 +23,7 @@ use std::time::{Duration, Instant};
 use argh::FromArgs;
 use bytes::Bytes;
 use proto::grpc::{serve, Channel, ChannelConfig, Handler, Request, ServerConfig};
-use proto::{paths, SalesRequest, SalesResponse};
+use proto::{paths, HealthCheckRequest, HealthCheckResponse, SalesRequest, SalesResponse};
 
 /// Measure calls/s and worker CPU per call (or, without --addr, an in-process echo).
 #[derive(FromArgs)]
@@ -41,6 +43,10 @@ struct Args {
     /// seconds of load before measuring
     #[argh(option, default = "1.0")]
     warmup: f64,
+    /// method to call: sales (GetSalesMetrics) or health (Health/Check, no
+    /// database work: the cost of the gRPC stack alone)
+    #[argh(option, default = "String::from(\"sales\")")]
+    method: String,
     /// worker pid, to report its CPU time per call
     #[argh(option)]
     pid: Option<u32>,
@@ -70,7 +76,11 @@ type Call =
 
 async fn run(args: Args) -> Result<(), String> {
     let (addr, call, _server): (SocketAddr, Call, _) = match args.addr {
-        Some(addr) => (addr, Box::new(sales_call), None),
+        Some(addr) => match args.method.as_str() {
+            "sales" => (addr, Box::new(sales_call), None),
+            "health" => (addr, Box::new(health_call), None),
+            other => return Err(format!("unknown --method {other}: sales or health")),
+        },
         None => {
             let (addr, server) = echo_server(args.window).await?;
             let payload = Bytes::from(vec![0x5a; args.payload]);
@@ -165,8 +175,8 @@ async fn run(args: Args) -> Result<(), String> {
     let rate = ok as f64 / args.seconds;
     match args.addr {
         Some(_) => print!(
-            "connections={} concurrency={} calls={ok} errors={failed} calls/s={rate:.0}",
-            args.connections, args.concurrency
+            "{} connections={} concurrency={} calls={ok} errors={failed} calls/s={rate:.0}",
+            args.method, args.connections, args.concurrency
         ),
         None => print!(
             "echo payload={}B window={}B calls={ok} errors={failed} calls/s={rate:.1} MB/s={:.1}",
@@ -220,6 +230,15 @@ fn sales_call(ch: &Channel, n: u64) -> std::pin::Pin<Box<dyn std::future::Future
         )
         .await
         .is_ok()
+    })
+}
+
+fn health_call(ch: &Channel, _: u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool>>> {
+    let ch = ch.clone();
+    Box::pin(async move {
+        ch.call::<_, HealthCheckResponse>(paths::HEALTH_CHECK, &HealthCheckRequest::default(), None)
+            .await
+            .is_ok()
     })
 }
 
