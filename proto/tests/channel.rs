@@ -219,3 +219,40 @@ fn connecting_to_nothing_fails() {
     };
     assert!(smol::block_on(Channel::connect(addr)).is_err());
 }
+
+#[test]
+fn server_enforces_grpc_timeout_on_its_own() {
+    // A raw HTTP/2 client that sends grpc-timeout but keeps no timer: the
+    // answer and the handler's cancellation come from the server alone.
+    let server = start(ServerConfig::default());
+    smol::block_on(async {
+        let io = proto::grpc::io::connect(server.addr).await.unwrap();
+        let (send, conn) = h2::client::handshake(io).await.unwrap();
+        let _driver = smol::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut send = send.ready().await.unwrap();
+        let request = http::Request::post(format!("http://{}/t/Sleep", server.addr))
+            .header("content-type", "application/grpc")
+            .header("grpc-timeout", "150m")
+            .body(())
+            .unwrap();
+        let t0 = Instant::now();
+        let (response, mut body) = send.send_request(request, false).unwrap();
+        body.send_data(proto::grpc::frame::encode(b"3000"), true)
+            .unwrap();
+        let response = response.await.unwrap();
+        let elapsed = t0.elapsed();
+        let status = Status::from_headers(response.headers()).expect("trailers-only status");
+        assert_eq!(status.code, Code::DeadlineExceeded, "{status}");
+        assert!(
+            elapsed >= Duration::from_millis(140) && elapsed < Duration::from_secs(2),
+            "{elapsed:?}"
+        );
+        assert_eq!(
+            server.abandoned.load(Ordering::SeqCst),
+            1,
+            "handler future not dropped"
+        );
+    });
+}
