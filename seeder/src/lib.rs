@@ -6,8 +6,8 @@
 //! database. The same [`Config`] always yields the same bytes.
 //!
 //! Data flows: seed → dimension assignments and per-(store, product) sale
-//! counts ([`generate`](crate::generate)) → rows in key order → SQLite
-//! ([`write`](crate::write)) → temporary file → rename.
+//! counts (`generate.rs`) → rows in key order → SQLite
+//! (`write.rs`) → temporary file → rename.
 //!
 //! ```no_run
 //! let config = seeder::Config { sales: 10_000, seed: 1 };
