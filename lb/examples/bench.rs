@@ -164,10 +164,18 @@ async fn run_step(
     }
 }
 
+/// Prints a line; a closed stdout (`| head`) is not worth a panic.
+fn say(line: std::fmt::Arguments) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
 fn main() -> std::process::ExitCode {
     let args: Args = argh::from_env();
+    // One executor thread: a client spread over threads spends its CPU on
+    // cross-thread wake-ups, and the client shares the machine it measures.
     if std::env::var_os("SMOL_THREADS").is_none() {
-        std::env::set_var("SMOL_THREADS", "2");
+        std::env::set_var("SMOL_THREADS", "1");
     }
     let reqs = mix();
     let result = smol::block_on(async {
@@ -200,7 +208,7 @@ fn main() -> std::process::ExitCode {
                     cpu.push_str(&format!(" cpu_us_per_call[{name}]={us:.1}"));
                 }
             }
-            println!(
+            say(format_args!(
                 "rate={rate} sent={} achieved={:.0} errors={} p50_ms={:.2} p99_ms={:.2} max_ms={:.2}{cpu}",
                 step.sent,
                 step.sent as f64 / step.elapsed.as_secs_f64(),
@@ -208,7 +216,7 @@ fn main() -> std::process::ExitCode {
                 step.p50.as_secs_f64() * 1e3,
                 step.p99.as_secs_f64() * 1e3,
                 step.max.as_secs_f64() * 1e3,
-            );
+            ));
             if step.errors > 0 || step.p99 > limit {
                 break;
             }
@@ -218,7 +226,7 @@ fn main() -> std::process::ExitCode {
     });
     match result {
         Ok(best) => {
-            println!("max_rate={best}");
+            say(format_args!("max_rate={best}"));
             std::process::ExitCode::SUCCESS
         }
         Err(e) => {

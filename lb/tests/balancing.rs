@@ -1,4 +1,9 @@
 //! Least outstanding requests: a slow worker gets clearly fewer calls.
+//!
+//! With least outstanding, each worker's share ends up inversely
+//! proportional to its latency; the slow worker takes 250 ms a call so that
+//! the ratio stays clear even when a loaded machine slows the fast one to
+//! tens of milliseconds.
 
 mod common;
 
@@ -14,14 +19,14 @@ fn a_slow_worker_gets_clearly_fewer_calls() {
     python_stubs(&python, dir.path());
     let (fast, slow) = (free_port(), free_port());
     let _fast = start_py_worker(&python, dir.path(), fast, "fast", 0.0);
-    let _slow = start_py_worker(&python, dir.path(), slow, "slow", 0.05);
+    let _slow = start_py_worker(&python, dir.path(), slow, "slow", 0.25);
     let (_lb, port) = start_lb(&[fast, slow], &[]);
     let outcomes = smol::block_on(async {
         let lb = connect(port).await;
         wait_serving(&lb, Duration::from_secs(5)).await;
         // Wait for both workers to be in rotation.
         smol::Timer::after(Duration::from_millis(500)).await;
-        paced_load(&lb, 200, Duration::from_secs(2), &SalesRequest::default()).await
+        paced_load(&lb, 100, Duration::from_secs(3), &SalesRequest::default()).await
     });
     let count = |id: &str| {
         outcomes
@@ -30,6 +35,7 @@ fn a_slow_worker_gets_clearly_fewer_calls() {
             .count()
     };
     let (f, s) = (count("fast"), count("slow"));
+    eprintln!("calls served: fast {f}, slow {s}");
     assert_eq!(f + s, outcomes.len(), "every call served");
     assert!(s > 0, "the slow worker is in rotation");
     assert!(s * 4 < f, "slow served {s}, fast {f}");

@@ -173,7 +173,7 @@ pub fn start_lb(workers: &[u16], extra: &[&str]) -> (Proc, u16) {
             .arg(local(port).to_string())
             .arg("--workers")
             .arg(list.join(","))
-            .args(["--health-interval", "200ms", "--threads", "2"])
+            .args(["--health-interval", "200ms"])
             .args(extra)
             .env(
                 "RUST_LOG",
