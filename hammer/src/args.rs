@@ -92,7 +92,8 @@ pub struct Args {
     pub json: Option<PathBuf>,
 
     /// write the latency percentile distribution (HdrHistogram text, ms) to this file;
-    /// service time goes to the same name ending in .service.hgrm
+    /// service time goes to the same name ending in .service.hgrm (sweeps: one pair
+    /// per rate, run.r500.hgrm and run.r500.service.hgrm)
     #[argh(option)]
     pub hgrm: Option<PathBuf>,
 

@@ -30,6 +30,15 @@ pub struct RunConfig {
     pub seed: u64,
 }
 
+/// What the run cost hammer itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct HammerCost {
+    /// Percent of one core over the run (200 = two cores flat out).
+    pub cpu_percent: f64,
+    /// CPU time per request sent, warm-up included.
+    pub cpu_us_per_call: f64,
+}
+
 /// Percentiles of one histogram, in milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Stats {
@@ -91,6 +100,8 @@ pub struct RunReport {
     pub hammer_lag_ms: Stats,
     /// Percent of one core (200 = two cores flat out).
     pub hammer_cpu_percent: f64,
+    /// Hammer's CPU time per request, in µs.
+    pub hammer_cpu_us_per_call: f64,
     pub hammer_cores: usize,
     /// Whether hammer could not keep its own schedule or ran out of CPU.
     pub hammer_behind: bool,
@@ -106,7 +117,7 @@ impl RunReport {
         config: RunConfig,
         scheduled: u64,
         observed: &Observed,
-        cpu_percent: f64,
+        cost: HammerCost,
         verify: VerifyCounts,
     ) -> RunReport {
         let c = &observed.counts;
@@ -131,6 +142,7 @@ impl RunReport {
                 c.dropped
             ));
         }
+        let cpu_percent = cost.cpu_percent;
         if cpu_percent > CPU_SHARE_LIMIT * 100.0 * cores as f64 {
             warnings.push(format!(
                 "hammer used {cpu_percent:.0}% CPU of {cores} cores: it may be the bottleneck"
@@ -150,6 +162,7 @@ impl RunReport {
             service_ms: Stats::of(&observed.service),
             hammer_lag_ms: lag,
             hammer_cpu_percent: cpu_percent,
+            hammer_cpu_us_per_call: cost.cpu_us_per_call,
             hammer_cores: cores,
             hammer_behind: !warnings.is_empty(),
             hammer_warning: warnings.join("; "),
@@ -220,8 +233,9 @@ impl RunReport {
         )?;
         writeln!(
             out,
-            "hammer     CPU {:.1}% of one core ({} cores)  {}",
+            "hammer     CPU {:.1}% of one core ({} cores), {:.1} us per call  {}",
             self.hammer_cpu_percent,
+            self.hammer_cpu_us_per_call,
             self.hammer_cores,
             if self.hammer_behind {
                 "BEHIND"
@@ -352,6 +366,13 @@ mod tests {
         }
     }
 
+    fn cost(cpu_percent: f64) -> HammerCost {
+        HammerCost {
+            cpu_percent,
+            cpu_us_per_call: 10.0,
+        }
+    }
+
     fn observed() -> Observed {
         let r = Recorder::new();
         for i in 1..=180u64 {
@@ -381,7 +402,13 @@ mod tests {
 
     #[test]
     fn report_math() {
-        let rep = RunReport::new(config(), 200, &observed(), 12.5, VerifyCounts::default());
+        let rep = RunReport::new(
+            config(),
+            200,
+            &observed(),
+            cost(12.5),
+            VerifyCounts::default(),
+        );
         assert_eq!(
             (rep.sent, rep.ok, rep.dropped, rep.timeouts),
             (190, 180, 1, 0)
@@ -416,7 +443,7 @@ mod tests {
             config(),
             0,
             &Recorder::new().finish(),
-            0.0,
+            cost(0.0),
             VerifyCounts::default(),
         );
         assert_eq!(rep.latency_ms, Stats::default());

@@ -14,6 +14,7 @@ use smol::Timer;
 
 use crate::mix::Mix;
 use crate::recorder::{CpuMeter, Observed, Outcome, Recorder};
+use crate::report::HammerCost;
 use crate::schedule::Schedule;
 use crate::transport::Transport;
 use crate::verify::Sampler;
@@ -32,7 +33,7 @@ pub struct Plan {
 pub struct RunResult {
     pub scheduled: u64,
     pub observed: Observed,
-    pub cpu_percent: f64,
+    pub cost: HammerCost,
     pub samples: Vec<(proto::SalesRequest, proto::SalesResponse)>,
 }
 
@@ -107,7 +108,10 @@ pub async fn run(plan: &Plan, transport: &Arc<Transport>, mix: &mut Mix) -> RunR
     RunResult {
         scheduled: schedule.measured(),
         observed,
-        cpu_percent: cpu.percent(),
+        cost: HammerCost {
+            cpu_percent: cpu.percent(),
+            cpu_us_per_call: cpu.used().as_secs_f64() * 1e6 / recorder.all_sent().max(1) as f64,
+        },
         samples: sampler.take(),
     }
 }

@@ -61,7 +61,7 @@ impl Session {
             config,
             result.scheduled,
             &result.observed,
-            result.cpu_percent,
+            result.cost,
             verify,
         );
         let mut out = std::io::stdout().lock();

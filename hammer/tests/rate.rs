@@ -61,6 +61,7 @@ fn achieved_rate_report_keys_and_hgrm() {
         "achieved_rps",
         "sent_rps",
         "hammer_cpu_percent",
+        "hammer_cpu_us_per_call",
     ] {
         f(j, key);
     }

@@ -62,7 +62,7 @@ fn a_one_second_stall_shows_in_the_tail_and_sending_goes_on() {
     assert!(p99 >= 800.0, "p99 {p99} ms hides the 1 s stall: {j:#}");
     let p50 = f(&j["latency_ms"], "p50");
     assert!(p50 < 100.0, "p50 {p50} ms: the stall is one second of six");
-    // Service time from the actual send also sees the held replies, but the schedule
-    // was kept: send lag stays small.
-    assert!(f(&j["hammer_lag_ms"], "p99") < 50.0, "{j:#}");
+    // The schedule was kept through the stall: send lag stays far below the stall
+    // (loose bound: a loaded test machine delays tasks by tens of ms).
+    assert!(f(&j["hammer_lag_ms"], "p99") < 250.0, "{j:#}");
 }

@@ -85,10 +85,11 @@ fn find_max_lands_near_the_capacity() {
     assert_eq!(j["mode"], "find_max");
     assert_eq!(f(j, "slo_p99_ms"), 100.0);
     // Near the capacity: a 600 ms step at rate r > 200/s builds a queue of
-    // (r - 200) × 0.6 × 5 ms, which passes 100 ms above r ≈ 233/s.
+    // (r - 200) × 0.6 × 5 ms, which passes 100 ms above r ≈ 233/s. A loaded machine
+    // lowers the knee (its own delays count), so only the upper bound is tight.
     let max = f(j, "max_rate");
     assert!(
-        (50.0..=260.0).contains(&max),
+        (10.0..=260.0).contains(&max),
         "max_rate {max}: {}",
         run.stdout
     );
@@ -96,6 +97,25 @@ fn find_max_lands_near_the_capacity() {
     assert!(steps.len() >= 3 && steps.len() <= 16, "{}", run.stdout);
     assert!(steps.iter().any(|s| s["held"] == true));
     assert!(steps.iter().any(|s| s["held"] == false));
+    // The answer is the best step that held, and the search closed in on it: the
+    // lowest failing rate above it is within 5 %.
+    let held_max = steps
+        .iter()
+        .filter(|s| s["held"] == true)
+        .map(|s| f(s, "target_rate"))
+        .fold(0.0, f64::max);
+    assert_eq!(held_max, max);
+    let failed_above = steps
+        .iter()
+        .filter(|s| s["held"] == false)
+        .map(|s| f(s, "target_rate"))
+        .filter(|&r| r > max)
+        .fold(f64::INFINITY, f64::min);
+    assert!(
+        failed_above - max <= (0.05 * max).max(1.0),
+        "{}",
+        run.stdout
+    );
     assert!(j["limited_by_hammer"].is_boolean());
     assert!(
         run.stdout.contains("highest rate holding p99"),
