@@ -110,6 +110,19 @@ fn contents_follow_the_design() {
     assert_eq!(meta("date_min"), seeder::DATE_MIN.to_string());
     assert_eq!(meta("date_max"), seeder::DATE_MAX.to_string());
     assert_eq!(meta("schema_version"), seeder::SCHEMA_VERSION.to_string());
+    // The statistics written from the generator's counts are the ones
+    // SQLite's own ANALYZE computes.
+    let stat = || -> String {
+        conn.query_row(
+            "SELECT stat FROM sqlite_stat1 WHERE tbl = 'sales' AND idx = 'sales'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let written = stat();
+    conn.execute_batch("ANALYZE sales").unwrap();
+    assert_eq!(written, stat());
     // Roughly uniform: each year holds about a sixth of the sales.
     let per_year = one("SELECT count(*) FROM sales WHERE date < 1609459200"); // < 2021
     assert!(
