@@ -40,3 +40,23 @@ fn a_slow_worker_gets_clearly_fewer_calls() {
     assert!(s > 0, "the slow worker is in rotation");
     assert!(s * 4 < f, "slow served {s}, fast {f}");
 }
+
+#[test]
+fn a_worker_whose_health_checks_time_out_never_enters_rotation() {
+    let python = python();
+    let dir = TempDir::new("health");
+    python_stubs(&python, dir.path());
+    let (good, mute) = (free_port(), free_port());
+    let _good = start_py_worker(&python, dir.path(), good, "good", 0.0);
+    let _mute = start_py_worker_with(&python, dir.path(), mute, "mute", &["--health-delay", "1"]);
+    let (_lb, port) = start_lb(&[good, mute], &["--health-timeout", "100ms"]);
+    smol::block_on(async {
+        let lb = connect(port).await;
+        wait_serving(&lb, Duration::from_secs(5)).await;
+        smol::Timer::after(Duration::from_millis(700)).await;
+        for _ in 0..50 {
+            let r = metrics(&lb, &SalesRequest::default()).await.expect("call");
+            assert_eq!(r.region_processed, "good");
+        }
+    });
+}

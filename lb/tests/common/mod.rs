@@ -319,11 +319,22 @@ pub fn python_script(python: &str, stubs: &Path, script: &str) -> Command {
 
 /// Starts lb/tests/py/grpcio_worker.py and waits until it listens.
 pub fn start_py_worker(python: &str, stubs: &Path, port: u16, id: &str, delay: f64) -> Proc {
+    start_py_worker_with(python, stubs, port, id, &["--delay", &delay.to_string()])
+}
+
+/// Starts lb/tests/py/grpcio_worker.py with extra arguments.
+pub fn start_py_worker_with(
+    python: &str,
+    stubs: &Path,
+    port: u16,
+    id: &str,
+    args: &[&str],
+) -> Proc {
     let w = Proc::spawn(
         &format!("grpcio worker {id}"),
         python_script(python, stubs, "grpcio_worker.py")
             .args(["--port", &port.to_string(), "--id", id])
-            .args(["--delay", &delay.to_string()])
+            .args(args)
             .stdout(Stdio::null()),
     );
     wait_listening(port, Duration::from_secs(20));

@@ -5,7 +5,9 @@ milliseconds left before the call's deadline as the server saw it (-1 for no
 deadline, so tests can check that the LB propagates deadlines), and
 region_processed = --id. GetSystemStats and grpc.health.v1.Health/Check are
 answered too. --delay makes every GetSalesMetrics call take that long, for
-balancing tests that need one deterministically slow worker.
+balancing tests that need one deterministically slow worker; --health-delay
+does the same to Health/Check, for a worker that is up but does not answer
+its health checks in time.
 
 Stubs (sales_pb2, health_pb2, ...) must be importable: the test generates them
 with grpc_tools.protoc and puts their directory on PYTHONPATH.
@@ -58,7 +60,12 @@ class Simulation(sales_pb2_grpc.SimulationServiceServicer):
 
 
 class Health(health_pb2_grpc.HealthServicer):
+    def __init__(self, delay):
+        self.delay = delay
+
     def Check(self, request, context):
+        if self.delay > 0:
+            time.sleep(self.delay)
         return health_pb2.HealthCheckResponse(
             status=health_pb2.HealthCheckResponse.SERVING
         )
@@ -69,13 +76,14 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--id", default="grpcio-worker")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds per GetSalesMetrics")
+    parser.add_argument("--health-delay", type=float, default=0.0, help="seconds per Health/Check")
     args = parser.parse_args()
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=64))
     sales_pb2_grpc.add_SimulationServiceServicer_to_server(
         Simulation(args.id, args.delay), server
     )
-    health_pb2_grpc.add_HealthServicer_to_server(Health(), server)
+    health_pb2_grpc.add_HealthServicer_to_server(Health(args.health_delay), server)
     if server.add_insecure_port(f"127.0.0.1:{args.port}") == 0:
         sys.exit(f"cannot listen on 127.0.0.1:{args.port}")
     server.start()
