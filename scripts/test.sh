@@ -47,4 +47,12 @@ if [[ "${CI:-}" == true ]]; then
     cargo clippy --workspace --all-targets --locked -- -D warnings
 fi
 log "running tests"
-cargo test --workspace --locked "$@"
+# cargo prints one "test result" line per test binary, the last often a crate's
+# empty doc-test run; add them up into one closing line for the whole suite.
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+status=0
+cargo test --workspace --locked "$@" 2>&1 | tee "$results" || status=$?
+awk '/^test result:/ { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "all: %d passed, %d failed\n", p, f }' "$results"
+exit "$status"
