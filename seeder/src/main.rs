@@ -72,13 +72,13 @@ fn main() -> ExitCode {
         Ok(summary) => {
             let seconds = summary.elapsed.as_secs_f64();
             log::info!(
-                "wrote {}: {} sales ({} rows) in {:.2} s, {:.0} rows/s, {:.1} MiB",
+                "wrote {}: {} sales ({} rows) in {:.2} s, {:.0} rows/s, {}",
                 args.db.display(),
                 summary.sales,
                 summary.rows,
                 seconds,
                 summary.rows as f64 / seconds.max(1e-9),
-                summary.bytes as f64 / (1024.0 * 1024.0),
+                size(summary.bytes),
             );
             ExitCode::SUCCESS
         }
@@ -86,5 +86,14 @@ fn main() -> ExitCode {
             log::error!("{e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn size(bytes: u64) -> String {
+    const MIB: f64 = 1024.0 * 1024.0;
+    if bytes as f64 >= MIB {
+        format!("{:.1} MiB", bytes as f64 / MIB)
+    } else {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
     }
 }

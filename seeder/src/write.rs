@@ -338,7 +338,7 @@ impl TempFile {
             .create_new(true)
             .open(&path)
             .map_err(|source| Error::Io {
-                action: "create",
+                action: "create the temporary database",
                 path: path.clone(),
                 source,
             })?;
