@@ -1,7 +1,8 @@
 //! The request/reply client: async calls over blocking AMQP lanes.
 //!
 //! amiquip is blocking, so the client runs `channels` *lanes*: threads that
-//! each own a connection and one channel on it. A lane consumes (no-ack) the
+//! each own one channel, spread over at most four connections (each one an
+//! amiquip I/O thread). A lane consumes (no-ack) the
 //! direct reply-to pseudo-queue `amq.rabbitmq.reply-to` on its channel before
 //! it publishes anything, then loops over two inputs: requests to publish
 //! (from a queue shared by all lanes, so an idle lane takes the next one) and
@@ -17,13 +18,16 @@
 //! message's `expiration`, so the broker drops a request nobody waits for any
 //! more. A reply whose id is no longer pending (it came too late, or it is a
 //! duplicate after a worker died and the broker redelivered) is counted and
-//! dropped: the first reply wins. A lane that loses its connection fails its
-//! outstanding calls at once and reconnects with backoff.
+//! dropped: the first reply wins. When a connection is lost its lanes fail
+//! their outstanding calls at once, and it reconnects with backoff; while no
+//! lane is connected, calls fail at once instead of queueing.
 
 use crate::codec::{self, Encoding, Failure};
 use crate::connect::{Backoff, Target};
 use crate::topology;
-use amiquip::{AmqpProperties, Channel, ConsumerMessage, ConsumerOptions, Delivery, Publish};
+use amiquip::{
+    AmqpProperties, Channel, Connection, ConsumerMessage, ConsumerOptions, Delivery, Publish,
+};
 use crossbeam_channel::{Receiver, Sender};
 use proto::{SalesRequest, SalesResponse};
 use std::collections::HashMap;
@@ -32,6 +36,10 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// Lanes share connections beyond this many (each connection is one amiquip
+/// I/O thread; a few are plenty, dozens only cost threads).
+const MAX_CONNECTIONS: usize = 4;
 
 /// The pseudo-queue of RabbitMQ's direct reply-to.
 pub const REPLY_TO: &str = "amq.rabbitmq.reply-to";
@@ -156,26 +164,30 @@ impl Client {
                 jobs,
             }),
         };
-        let (ready_tx, ready_rx) = crossbeam_channel::bounded(channels.max(1));
-        for lane in 0..channels.max(1) {
-            let lane = Lane {
-                index: lane,
+        // Lanes spread round-robin over at most MAX_CONNECTIONS connections.
+        let channels = channels.max(1);
+        let connections = channels.min(MAX_CONNECTIONS);
+        let (ready_tx, ready_rx) = crossbeam_channel::bounded(connections);
+        for index in 0..connections {
+            let group = Group {
+                index,
                 target: target.clone(),
                 shared: shared.clone(),
                 jobs: jobs_rx.clone(),
+                lanes: (index..channels).step_by(connections).collect(),
             };
             let ready = ready_tx.clone();
             std::thread::Builder::new()
-                .name(format!("mq-lane-{}", lane.index))
-                .spawn(move || lane.run(ready))
-                .map_err(|e| CallError::Transport(format!("cannot spawn a lane thread: {e}")))?;
+                .name(format!("mq-conn-{index}"))
+                .spawn(move || group.run(ready))
+                .map_err(|e| CallError::Transport(format!("cannot spawn a thread: {e}")))?;
         }
         drop(ready_tx);
-        for _ in 0..channels.max(1) {
+        for _ in 0..connections {
             match ready_rx.recv() {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => return Err(CallError::Transport(e)),
-                Err(_) => return Err(CallError::Transport("a lane thread died".into())),
+                Err(_) => return Err(CallError::Transport("a connection thread died".into())),
             }
         }
         Ok(client)
@@ -268,12 +280,16 @@ impl Drop for Forget {
     }
 }
 
-/// One thread, one connection, one channel.
-struct Lane {
+/// One connection and the lanes on it: opens the connection and a channel
+/// per lane, runs each lane on its own thread, and when any of them fails
+/// (a lost connection ends them all) closes the connection, gathers them,
+/// and starts over with backoff.
+struct Group {
     index: usize,
     target: Target,
     shared: Arc<Shared>,
     jobs: Receiver<Job>,
+    lanes: Vec<usize>,
 }
 
 /// Why a lane's session ended.
@@ -284,7 +300,9 @@ enum End {
     Lost(String),
 }
 
-impl Lane {
+impl Group {
+    /// Reports on `ready` once: when every lane is attached the first time,
+    /// or why not (then it gives up: `connect` fails).
     fn run(self, ready: Sender<Result<(), String>>) {
         let mut ready = Some(ready);
         let mut backoff = Backoff::new();
@@ -293,53 +311,134 @@ impl Lane {
             if self.shared.closed.load(Ordering::SeqCst) {
                 return;
             }
-            let mut connection = match self.target.open() {
-                Ok(c) => c,
-                Err(e) => {
-                    if let Some(ready) = ready.take() {
-                        let _ = ready.send(Err(e.to_string()));
-                        return;
+            let why = match self.target.open() {
+                Ok(connection) => {
+                    match self.connected(connection, &mut ready, &mut backoff, &mut down_since) {
+                        End::Closed => return,
+                        End::Lost(why) => why,
                     }
-                    log::debug!("lane {}: {e}", self.index);
-                    std::thread::sleep(backoff.next_delay());
-                    continue;
                 }
+                Err(e) => e.to_string(),
             };
-            // Declaring the queue too means a request sent before any worker
-            // started waits in the queue instead of being dropped unrouted.
-            let end = match topology::declare(&mut connection, &self.shared.queue) {
-                Ok(channel) => self.session(&channel, &mut ready, &mut backoff, &mut down_since),
-                Err(e) => End::Lost(format!("cannot declare {:?}: {e}", self.shared.queue)),
-            };
-            let _ = connection.close();
-            match end {
-                End::Closed => return,
-                End::Lost(why) => {
-                    if let Some(ready) = ready.take() {
-                        let _ = ready.send(Err(why));
-                        return;
-                    }
-                    if down_since.is_none() {
-                        log::warn!(
-                            "mq client lane {}: connection lost ({why}); reconnecting",
-                            self.index
-                        );
-                        down_since = Some(Instant::now());
-                    }
-                    std::thread::sleep(backoff.next_delay());
-                }
+            if let Some(ready) = ready.take() {
+                let _ = ready.send(Err(why));
+                return;
             }
+            if down_since.is_none() {
+                log::warn!(
+                    "mq client connection {}: lost ({why}); reconnecting",
+                    self.index
+                );
+                down_since = Some(Instant::now());
+            } else {
+                log::debug!("mq client connection {}: {why}", self.index);
+            }
+            std::thread::sleep(backoff.next_delay());
         }
     }
 
-    /// Serves one connection until it fails or the client is closed.
-    fn session(
+    /// Runs the lanes on one open connection until one of them ends.
+    fn connected(
         &self,
-        channel: &Channel,
+        mut connection: Connection,
         ready: &mut Option<Sender<Result<(), String>>>,
         backoff: &mut Backoff,
         down_since: &mut Option<Instant>,
     ) -> End {
+        // Declaring the queue too means a request sent before any worker
+        // started waits in the queue instead of being dropped unrouted.
+        let mut channels = Vec::with_capacity(self.lanes.len());
+        for _ in &self.lanes {
+            match topology::declare(&mut connection, &self.shared.queue) {
+                Ok(channel) => channels.push(channel),
+                Err(e) => {
+                    let _ = connection.close();
+                    return End::Lost(format!("cannot declare {:?}: {e}", self.shared.queue));
+                }
+            }
+        }
+        let (attached_tx, attached_rx) = crossbeam_channel::unbounded::<()>();
+        // Each lane says how it ended; the first to end has the real reason.
+        let (done_tx, done_rx) = crossbeam_channel::unbounded::<Option<String>>();
+        let mut sessions = Vec::with_capacity(channels.len());
+        for (channel, &index) in channels.into_iter().zip(&self.lanes) {
+            let lane = Lane {
+                index,
+                shared: self.shared.clone(),
+                jobs: self.jobs.clone(),
+            };
+            let (attached, done) = (attached_tx.clone(), done_tx.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("mq-lane-{index}"))
+                .spawn(move || {
+                    let end = lane.session(&channel, &attached);
+                    let _ = done.send(match end {
+                        End::Closed => None,
+                        End::Lost(why) => Some(why),
+                    });
+                });
+            match spawned {
+                Ok(handle) => sessions.push(handle),
+                Err(e) => {
+                    let _ = connection.close();
+                    return End::Lost(format!("cannot spawn a lane thread: {e}"));
+                }
+            }
+        }
+        // Up when every lane consumes its reply-to; down when one ends.
+        let mut attached = 0;
+        let mut first = None;
+        while attached < sessions.len() {
+            crossbeam_channel::select! {
+                recv(attached_rx) -> _ => attached += 1,
+                recv(done_rx) -> why => {
+                    first = Some(why.unwrap_or(None));
+                    break;
+                }
+            }
+        }
+        if attached == sessions.len() {
+            backoff.reset();
+            if let Some(since) = down_since.take() {
+                log::info!(
+                    "mq client connection {}: reconnected after {:.1} s",
+                    self.index,
+                    since.elapsed().as_secs_f64()
+                );
+            }
+            if let Some(ready) = ready.take() {
+                let _ = ready.send(Ok(()));
+            }
+            first = Some(done_rx.recv().unwrap_or(None));
+        }
+        // One lane ended: end the others too, and gather them.
+        let _ = connection.close();
+        let mut closed = false;
+        for session in sessions {
+            let _ = session.join();
+        }
+        while let Ok(why) = done_rx.try_recv() {
+            closed |= why.is_none();
+        }
+        match first {
+            Some(None) => End::Closed,
+            _ if closed => End::Closed,
+            Some(Some(why)) => End::Lost(why),
+            None => End::Lost("connection closed".into()),
+        }
+    }
+}
+
+/// One thread and one channel: publishes requests, hands back replies.
+struct Lane {
+    index: usize,
+    shared: Arc<Shared>,
+    jobs: Receiver<Job>,
+}
+
+impl Lane {
+    /// Serves one channel until it fails or the client is closed.
+    fn session(&self, channel: &Channel, attached: &Sender<()>) -> End {
         // Direct reply-to requires consuming the pseudo-queue, no-ack, on the
         // publishing channel before the first publish.
         let consumer = match channel.basic_consume(
@@ -353,17 +452,7 @@ impl Lane {
             Err(e) => return End::Lost(format!("cannot consume {REPLY_TO}: {e}")),
         };
         self.shared.connected.fetch_add(1, Ordering::SeqCst);
-        backoff.reset();
-        if let Some(since) = down_since.take() {
-            log::info!(
-                "mq client lane {}: reconnected after {:.1} s",
-                self.index,
-                since.elapsed().as_secs_f64()
-            );
-        }
-        if let Some(ready) = ready.take() {
-            let _ = ready.send(Ok(()));
-        }
+        let _ = attached.send(());
         let end = loop {
             crossbeam_channel::select! {
                 recv(self.jobs) -> job => match job {

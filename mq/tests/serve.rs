@@ -107,3 +107,38 @@ fn a_call_times_out_when_nobody_serves_and_the_broker_drops_it() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(counts(&url, &queue).0, 0, "expired request still queued");
 }
+
+#[test]
+fn many_channels_share_a_few_connections() {
+    let url = amqp_url();
+    let queue = unique("lanes");
+    let _queues = Queues::new(&url, &queue);
+    let _worker = start_worker(&url, &queue, "w-lanes", 2, &[]);
+    // 9 lanes over 4 connections.
+    let client = Client::connect(&url, &queue, 9, Encoding::Proto).expect("connect");
+    assert_eq!(client.connected_lanes(), 9);
+    let reqs = requests(300, 5);
+    let calls: Vec<_> = reqs
+        .iter()
+        .map(|r| smol::spawn(client.call(r, Duration::from_secs(10))))
+        .collect();
+    for call in calls {
+        smol::block_on(call).expect("answered");
+    }
+}
+
+#[test]
+fn connect_fails_clearly_when_no_broker_listens() {
+    let err = Client::connect(
+        "amqp://guest:guest@127.0.0.1:1/%2f",
+        "q",
+        2,
+        Encoding::Proto,
+    )
+    .err()
+    .expect("no broker on port 1");
+    match err {
+        CallError::Transport(message) => assert!(message.contains("cannot connect"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+}
