@@ -4,7 +4,8 @@
 #
 #   1. the client calling one worker directly,
 #   2. the client calling the LB in front of that one worker,
-#   3. the client calling the LB in front of two workers,
+#   3. the client calling two workers directly (round-robin),
+#   4. the client calling the LB in front of the two workers,
 #
 # on a 10k-sales database (seeded under $RUN_DIR if missing). The client is
 # the open-loop benchmark lb/examples/bench.rs. Everything runs on this
@@ -86,11 +87,11 @@ stop_lb() {
 
 # Runs the bench client and prints its lines prefixed with the case name;
 # leaves the max rate in $MAX.
-bench() { # name target pid-args...
-    local name=$1 target=$2 out
-    shift 2
+bench() { # name bench-args...
+    local name=$1 out
+    shift
     log "case: $name (load: $(cut -d' ' -f1-3 /proc/loadavg))"
-    out=$("$BENCH" --target "$target" "$@" "${EXTRA[@]}")
+    out=$("$BENCH" "$@" "${EXTRA[@]}")
     sed "s/^/$name: /" <<<"$out"
     MAX=$(sed -n 's/^max_rate=//p' <<<"$out")
 }
@@ -99,24 +100,29 @@ EXTRA=("$@")
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 start_worker w1 "$W1_PORT"
 W1_PID=${PIDS[-1]}
-bench direct-1-worker "127.0.0.1:$W1_PORT" --pid "worker=$W1_PID"
+bench direct-1-worker --target "127.0.0.1:$W1_PORT" --pid "worker=$W1_PID"
 DIRECT=$MAX
 
 start_lb "127.0.0.1:$W1_PORT"
 wait_up 1
-bench lb-1-worker "127.0.0.1:$LB_PORT" --pid "lb=$LB_PID" --pid "worker=$W1_PID"
+bench lb-1-worker --target "127.0.0.1:$LB_PORT" --pid "lb=$LB_PID" --pid "worker=$W1_PID"
 LB1=$MAX
 stop_lb
 
 start_worker w2 "$W2_PORT"
 W2_PID=${PIDS[-1]}
+bench direct-2-workers --target "127.0.0.1:$W1_PORT" --target "127.0.0.1:$W2_PORT" \
+    --conns 2 --pid "w1=$W1_PID" --pid "w2=$W2_PID"
+DIRECT2=$MAX
+
 start_lb "127.0.0.1:$W1_PORT,127.0.0.1:$W2_PORT"
 wait_up 2
-bench lb-2-workers "127.0.0.1:$LB_PORT" --pid "lb=$LB_PID" --pid "w1=$W1_PID" --pid "w2=$W2_PID"
+bench lb-2-workers --target "127.0.0.1:$LB_PORT" --pid "lb=$LB_PID" --pid "w1=$W1_PID" --pid "w2=$W2_PID"
 LB2=$MAX
 
-echo "summary: max calls/s with p99 < 10 ms: direct=$DIRECT lb-1-worker=$LB1 lb-2-workers=$LB2"
-if [[ $DIRECT -gt 0 ]]; then
-    awk -v d="$DIRECT" -v l="$LB1" 'BEGIN { printf "summary: through the LB to the same worker: %.0f %% of direct\n", 100 * l / d }'
-fi
+echo "summary: max calls/s with p99 < 10 ms: direct-1-worker=$DIRECT lb-1-worker=$LB1" \
+    "direct-2-workers=$DIRECT2 lb-2-workers=$LB2"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f %%", 100 * a / b; else print "n/a" }'; }
+echo "summary: through the LB, share of direct throughput: 1 worker $(ratio "$LB1" "$DIRECT")," \
+    "2 workers $(ratio "$LB2" "$DIRECT2") (goal: at least 75 %)"
 echo "machine load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -21,9 +21,10 @@ use proto::{paths, SalesRequest, SalesResponse};
 /// Open-loop GetSalesMetrics benchmark: max calls/s with p99 under a limit.
 #[derive(FromArgs)]
 struct Args {
-    /// the LB or worker to call (default 127.0.0.1:50051)
-    #[argh(option, default = "\"127.0.0.1:50051\".parse().unwrap()")]
-    target: SocketAddr,
+    /// the LB or worker to call (default 127.0.0.1:50051); repeat it to
+    /// spread calls round-robin over several workers called directly
+    #[argh(option)]
+    target: Vec<SocketAddr>,
     /// rates to try, calls/s, ascending (default 250,500,1000,...,8000)
     #[argh(
         option,
@@ -37,7 +38,7 @@ struct Args {
     /// p99 limit in milliseconds (default 10)
     #[argh(option, default = "10.0")]
     p99_ms: f64,
-    /// HTTP/2 connections to spread calls over (default 4)
+    /// HTTP/2 connections per target to spread calls over (default 4)
     #[argh(option, default = "4")]
     conns: usize,
     /// a process whose CPU time per call to report, as name=pid (repeatable)
@@ -179,13 +180,19 @@ fn main() -> std::process::ExitCode {
     }
     let reqs = mix();
     let result = smol::block_on(async {
+        let mut targets = args.target.clone();
+        if targets.is_empty() {
+            targets.push(SocketAddr::from(([127, 0, 0, 1], 50051)));
+        }
         let mut channels = Vec::new();
         for _ in 0..args.conns.max(1) {
-            channels.push(
-                Channel::connect(args.target)
-                    .await
-                    .map_err(|e| format!("connect to {}: {e}", args.target))?,
-            );
+            for &target in &targets {
+                channels.push(
+                    Channel::connect(target)
+                        .await
+                        .map_err(|e| format!("connect to {target}: {e}"))?,
+                );
+            }
         }
         // Warm up connections, caches and prepared statements.
         run_step(&channels, &reqs, 200, Duration::from_secs(1)).await;
