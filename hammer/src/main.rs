@@ -24,7 +24,11 @@ mod transport;
 mod verify;
 
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::flag;
 
 use args::{Args, Method, MixKind, TransportKind};
 use mix::{Dictionary, Mix};
@@ -46,7 +50,18 @@ fn main() -> ExitCode {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         std::env::set_var("SMOL_THREADS", cores.to_string());
     }
-    match smol::block_on(hammer(args)) {
+    // First Ctrl-C (or SIGTERM): stop sending and report what was measured; a
+    // second Ctrl-C exits at once.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        let registered = flag::register_conditional_shutdown(signal, 130, interrupted.clone())
+            .and_then(|_| flag::register(signal, interrupted.clone()));
+        if let Err(e) = registered {
+            eprintln!("hammer: cannot handle signal {signal}: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    match smol::block_on(hammer(args, interrupted)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("hammer: {e}");
@@ -55,7 +70,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn hammer(args: Args) -> Result<ExitCode, String> {
+async fn hammer(args: Args, interrupted: Arc<AtomicBool>) -> Result<ExitCode, String> {
     let seed = args.seed.unwrap_or_else(|| fastrand::u64(..));
     let mix = build_mix(&args, seed)?;
     let (transport, target) = match args.transport {
@@ -89,6 +104,7 @@ async fn hammer(args: Args) -> Result<ExitCode, String> {
             max_inflight: args.max_inflight,
             verify: args.verify,
             progress: !args.quiet,
+            interrupted,
         },
         config: RunConfig {
             transport: args.transport.name(),

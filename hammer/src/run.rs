@@ -6,7 +6,7 @@
 //! rather than queued. When the schedule is done, hammer waits for the stragglers up
 //! to the timeout (plus a little) and counts whatever is left as timeouts.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,14 +28,21 @@ pub struct Plan {
     pub max_inflight: usize,
     pub verify: usize,
     pub progress: bool,
+    /// Set on Ctrl-C / SIGTERM: stop sending, drain, report what was measured.
+    pub interrupted: Arc<AtomicBool>,
 }
 
 pub struct RunResult {
     pub scheduled: u64,
+    /// The measured span actually run: `--duration`, or less when interrupted.
+    pub measured: Duration,
     pub observed: Observed,
     pub cost: HammerCost,
     pub samples: Vec<(proto::SalesRequest, proto::SalesResponse)>,
 }
+
+/// Longest sleep of the pacer, so that an interruption is noticed promptly.
+const PACER_NAP: Duration = Duration::from_millis(50);
 
 /// Extra wait for replies after the last request's timeout has passed.
 const DRAIN_GRACE: Duration = Duration::from_secs(3);
@@ -60,11 +67,16 @@ pub async fn run(plan: &Plan, transport: &Arc<Transport>, mix: &mut Mix) -> RunR
 
     let mut next = 0u64;
     while next < schedule.total() {
-        let due = schedule.intended(next);
-        if Instant::now() < due {
-            Timer::at(due).await;
+        if plan.interrupted.load(Ordering::Relaxed) {
+            log::warn!("interrupted: no more requests; reporting what was measured");
+            break;
         }
+        let due = schedule.intended(next);
         let now = Instant::now();
+        if now < due {
+            Timer::at(due.min(now + PACER_NAP)).await;
+            continue;
+        }
         while next < schedule.total() && schedule.intended(next) <= now {
             let intended = schedule.intended(next);
             let measured = schedule.is_measured(next);
@@ -105,8 +117,16 @@ pub async fn run(plan: &Plan, transport: &Arc<Transport>, mix: &mut Mix) -> RunR
         log::warn!("{abandoned} requests still had no outcome {DRAIN_GRACE:?} past their timeout; counted as timeouts");
         observed.counts.timeouts += abandoned;
     }
+    // Interrupted: the measured part is what was due before the stop.
+    let scheduled = next.saturating_sub(warmup_count).min(schedule.measured());
+    let measured = if next >= schedule.total() {
+        plan.duration
+    } else {
+        Duration::from_secs_f64(scheduled as f64 / plan.rate)
+    };
     RunResult {
-        scheduled: schedule.measured(),
+        scheduled,
+        measured,
         observed,
         cost: HammerCost {
             cpu_percent: cpu.percent(),

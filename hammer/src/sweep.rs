@@ -55,6 +55,7 @@ impl Session {
         let verify = smol::unblock(move || verify::check(&db, &samples)).await?;
         let config = RunConfig {
             target_rate: rate,
+            duration_s: result.measured.as_secs_f64(),
             ..self.config.clone()
         };
         let report = RunReport::new(
@@ -73,6 +74,12 @@ impl Session {
         Ok((report, result.observed))
     }
 
+    fn interrupted(&self) -> bool {
+        self.plan
+            .interrupted
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub async fn single(&mut self) -> Result<RunReport, String> {
         let hgrm = self.hgrm.clone();
         Ok(self.run_at(self.plan.rate, hgrm).await?.0)
@@ -81,6 +88,9 @@ impl Session {
     pub async fn rates(&mut self, rates: &[f64]) -> Result<RatesReport, String> {
         let mut runs = Vec::new();
         for (i, &rate) in rates.iter().enumerate() {
+            if self.interrupted() {
+                break;
+            }
             if i > 0 {
                 smol::Timer::after(SETTLE.min(self.plan.duration)).await;
             }
@@ -122,6 +132,9 @@ impl Session {
                 why: verdict.err().unwrap_or_default(),
                 report,
             });
+            if self.interrupted() {
+                break;
+            }
             if held {
                 good = Some(rate);
             } else {
