@@ -13,13 +13,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// indexes, statistics and a `meta` table. Same flags, same bytes.
 #[derive(argh::FromArgs)]
 struct Args {
-    /// path of the database to write (replaced atomically)
+    /// path of the database to write, replaced atomically (default database.db)
     #[argh(option, default = "PathBuf::from(\"database.db\")")]
     db: PathBuf,
-    /// number of sales rows
+    /// number of sales rows (default 10000)
     #[argh(option, default = "10_000")]
     sales: u64,
-    /// seed of the random generator
+    /// seed of the random generator (default 1)
     #[argh(option, default = "1")]
     seed: u64,
 }
