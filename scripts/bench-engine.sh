@@ -10,11 +10,11 @@
 # holds the databases; existing ones are reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 
 [ "${1:-}" != "--" ] || shift
 
-cargo build --release --quiet -p seeder
-target="${CARGO_TARGET_DIR:-target}"
+build_release -p seeder
 
 dir="${BENCH_DIR:-}"
 if [ -z "$dir" ]; then
@@ -22,8 +22,7 @@ if [ -z "$dir" ]; then
     trap 'rm -rf "$dir"' EXIT
 fi
 for sales in 10000 1000000; do
-    [ -f "$dir/sales-$sales.db" ] ||
-        "$target/release/seeder" --db "$dir/sales-$sales.db" --sales "$sales" --seed 1
+    seed_db "$dir/sales-$sales.db" "$sales"
 done
 
 cargo bench --quiet -p worker --bench engine --no-run

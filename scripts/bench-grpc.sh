@@ -18,22 +18,20 @@
 #   scripts/bench-grpc.sh [--seconds S]
 #
 # Environment: RUN_DIR (default run/bench-grpc), PORT (default 50152),
-# WORKER_THREADS (default 2), CONNECTIONS (default "1 4 16"), CARGO_TARGET_DIR.
+# WORKER_THREADS (default 2), CONNECTIONS (default "1 4 16"), CARGO_TARGET_DIR,
+# BIN_DIR (binaries to use as they are instead of building them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 
 RUN_DIR=${RUN_DIR:-run/bench-grpc}
 PORT=${PORT:-50152}
 WORKER_THREADS=${WORKER_THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-1 4 16}
-BIN_DIR=${CARGO_TARGET_DIR:-target}/release
 SECONDS_OPT=(--seconds 5)
 
-log() { printf '[bench-grpc] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
 case ${1:-} in
-    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) usage ;;
     --seconds) [[ -n ${2:-} ]] || die "--seconds needs a value"; SECONDS_OPT=(--seconds "$2") ;;
     "") ;;
     *) die "unknown argument $1 (see --help)" ;;
@@ -46,24 +44,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-log "building release binaries"
-cargo build --release --quiet --bin worker --bin seeder
-cargo build --release --quiet -p proto --example grpc_bench
+build_release --bin worker --bin seeder
+build_release -p proto --example grpc_bench
 BENCH=$BIN_DIR/examples/grpc_bench
 
 mkdir -p "$RUN_DIR"
 DB=$RUN_DIR/sales-10k.db
-[[ -f $DB ]] || "$BIN_DIR/seeder" --db "$DB" --sales 10000
+seed_db "$DB" 10000
 
-(exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && die "port $PORT is taken (set PORT)"
+port_open "$PORT" && die "port $PORT is taken (set PORT)"
 RUST_LOG=warn "$BIN_DIR/worker" --listen "127.0.0.1:$PORT" --db "$DB" --threads "$WORKER_THREADS" \
     --id bench >"$RUN_DIR/worker.log" 2>&1 &
 WORKER_PID=$!
-for ((i = 0; i < 100; i++)); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
-    kill -0 "$WORKER_PID" 2>/dev/null || die "the worker exited (see $RUN_DIR/worker.log)"
-    sleep 0.1
-done
+wait_port "$PORT" "$WORKER_PID" "$RUN_DIR/worker.log"
 
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) before the run"
 echo "worker: $WORKER_THREADS query threads, 10k sales, pid $WORKER_PID"

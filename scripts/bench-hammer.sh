@@ -13,23 +13,21 @@
 #   scripts/bench-hammer.sh [--rates 1000,2000,5000,10000,20000] [--duration 5s]
 #
 # Environment: RUN_DIR (default run/bench-hammer), PORT (default 50162),
-# CONCURRENCY (HTTP/2 connections, default 50), CARGO_TARGET_DIR.
+# CONCURRENCY (HTTP/2 connections, default 50), CARGO_TARGET_DIR, BIN_DIR
+# (binaries to use as they are instead of building them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 
 RUN_DIR=${RUN_DIR:-run/bench-hammer}
 PORT=${PORT:-50162}
 CONCURRENCY=${CONCURRENCY:-50}
-BIN_DIR=${CARGO_TARGET_DIR:-target}/release
 RATES=1000,2000,5000,10000,20000
 DURATION=5s
 
-log() { printf '[bench-hammer] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
 while [[ $# -gt 0 ]]; do
     case $1 in
-        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) usage ;;
         --rates) [[ -n ${2:-} ]] || die "--rates needs a value"; RATES=$2; shift 2 ;;
         --duration) [[ -n ${2:-} ]] || die "--duration needs a value"; DURATION=$2; shift 2 ;;
         *) die "unknown argument $1 (see --help)" ;;
@@ -44,22 +42,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-log "building release binaries"
-cargo build --release --quiet --bin hammer --bin worker --bin seeder
+build_release --bin hammer --bin worker --bin seeder
 
 mkdir -p "$RUN_DIR"
 DB=$RUN_DIR/sales-10k.db
-[[ -f $DB ]] || RUST_LOG=warn "$BIN_DIR/seeder" --db "$DB" --sales 10000
+seed_db "$DB" 10000
 
-(exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && die "port $PORT is taken (set PORT)"
+port_open "$PORT" && die "port $PORT is taken (set PORT)"
 RUST_LOG=warn "$BIN_DIR/worker" --listen "127.0.0.1:$PORT" --db "$DB" --threads 1 --id bench \
     >"$RUN_DIR/worker.log" 2>&1 &
 WORKER_PID=$!
-for ((i = 0; i < 100; i++)); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
-    kill -0 "$WORKER_PID" 2>/dev/null || die "the worker exited (see $RUN_DIR/worker.log)"
-    sleep 0.1
-done
+wait_port "$PORT" "$WORKER_PID" "$RUN_DIR/worker.log"
 
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) before the run"
 "$BIN_DIR/hammer" grpc --target "127.0.0.1:$PORT" --method health --rates "$RATES" \

@@ -14,9 +14,9 @@
 # taken while the machine is busy are noisy; the ratio less so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 
 export AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
-BIN_DIR=${CARGO_TARGET_DIR:-target}/release
 RUN_DIR=${RUN_DIR:-run/bench-mq}
 
 seconds=5 window=64 channels=1 threads="" prefetch=64 encoding=proto sales=10000
@@ -29,21 +29,18 @@ while [[ $# -gt 0 ]]; do
         --prefetch) prefetch=$2; shift 2 ;;
         --encoding) encoding=$2; shift 2 ;;
         --sales) sales=$2; shift 2 ;;
-        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
+        -h|--help) usage ;;
+        *) log "unknown option $1 (see --help)"; exit 2 ;;
     esac
 done
 
-log() { printf '[bench-mq] %s\n' "$*" >&2; }
-
-log "building release binaries"
-cargo build --release --quiet -p mq --bin mq-worker --example bench
-cargo build --release --quiet -p seeder --bin seeder
+build_release -p mq --bin mq-worker --example bench
+build_release -p seeder --bin seeder
 bench=$BIN_DIR/examples/bench
 
 mkdir -p "$RUN_DIR"
 db=$RUN_DIR/sales-$sales.db
-[[ -f $db ]] || "$BIN_DIR/seeder" --db "$db" --sales "$sales"
+seed_db "$db" "$sales"
 
 queue=bench_mq_$$
 worker_pid=""

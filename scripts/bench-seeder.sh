@@ -9,13 +9,13 @@
 # holds the databases.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(1000000 10000000)
 
-cargo build --release --quiet -p seeder
-target="${CARGO_TARGET_DIR:-target}"
-seeder="$target/release/seeder"
+build_release -p seeder
+seeder="$BIN_DIR/seeder"
 
 dir="${BENCH_DIR:-}"
 if [ -z "$dir" ]; then

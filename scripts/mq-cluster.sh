@@ -16,55 +16,22 @@
 # Environment: AMQP_URL (default amqp://guest:guest@127.0.0.1:5672/%2f),
 # QUEUE (worker_queue), RUN_DIR, WORKER_THREADS (consumers per worker;
 # default: the number of cores), PREFETCH (per consumer; default the
-# worker's), CARGO_TARGET_DIR (where the binaries are built), RUST_LOG.
+# worker's), CARGO_TARGET_DIR (where the binaries are built), BIN_DIR
+# (binaries to use as they are instead), RUST_LOG.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+source scripts/lib.sh
 
 RUN_DIR=${RUN_DIR:-run/mq}
 export AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
 QUEUE=${QUEUE:-worker_queue}
-BIN_DIR=${CARGO_TARGET_DIR:-target}/release
-
-log() { printf '[mq-cluster] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-usage() {
-    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-    exit "${1:-0}"
-}
-
-alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
-
-# Waits up to $2 seconds for the process of pid file $1 to exit.
-wait_exit() {
-    local pid i
-    pid=$(cat "$1")
-    for ((i = 0; i < $2 * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    return 1
-}
-
-stop_one() {
-    local pidfile=$1 name
-    name=$(basename "$pidfile" .pid)
-    if alive "$pidfile"; then
-        kill -TERM "$(cat "$pidfile")" 2>/dev/null || true
-        if ! wait_exit "$pidfile" 15; then
-            log "$name did not stop within 15 s; killing it"
-            kill -KILL "$(cat "$pidfile")" 2>/dev/null || true
-        fi
-        log "stopped $name"
-    fi
-    rm -f "$pidfile"
-}
 
 cmd_stop() {
     [[ -d "$RUN_DIR" ]] || { log "nothing to stop ($RUN_DIR does not exist)"; return 0; }
     local f
     for f in "$RUN_DIR"/mq-worker-*.pid; do
-        [[ -e "$f" ]] && stop_one "$f"
+        [[ -e "$f" ]] && stop_pidfile "$f" 15
     done
     return 0
 }
@@ -98,12 +65,8 @@ cmd_start() {
         alive "$f" && die "already running ($(basename "$f" .pid), pid $(cat "$f")); run '$0 stop' first"
     done
 
-    log "building release binaries"
-    cargo build --release --quiet --bin mq-worker --bin seeder
-    if [[ ! -f "$db" ]]; then
-        log "seeding $db ($sales sales)"
-        "$BIN_DIR/seeder" --db "$db" --sales "$sales"
-    fi
+    build_release --bin mq-worker --bin seeder
+    seed_db "$db" "$sales"
     mkdir -p "$RUN_DIR"
     rm -f "$RUN_DIR"/mq-worker-*.pid
 

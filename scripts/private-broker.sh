@@ -16,9 +16,7 @@
 # distribution's wrapper, which would switch to the `rabbitmq` user and so
 # to the shared broker's cookie and log folder.
 set -euo pipefail
-
-log() { printf '[private-broker] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+source "$(dirname "$0")/lib.sh"
 
 RABBIT_BIN=${RABBIT_BIN:-/usr/lib/rabbitmq/bin}
 [[ -x "$RABBIT_BIN/rabbitmq-server" ]] || RABBIT_BIN=$(dirname "$(command -v rabbitmq-server || echo /nonexistent/x)")
@@ -130,7 +128,7 @@ case $cmd in
         rm -rf "$DIR"
         ;;
     *)
-        sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
-        [[ -z "$cmd" || "$cmd" == -h || "$cmd" == --help ]] || exit 2
+        [[ -z "$cmd" || "$cmd" == -h || "$cmd" == --help ]] && usage
+        usage 2
         ;;
 esac

@@ -15,56 +15,23 @@
 #
 # Environment: RUN_DIR, LB_PORT (50051), WORKER_PORT (first worker, 50052),
 # WORKER_THREADS (query threads per worker; default: the worker's own),
-# CARGO_TARGET_DIR (where the binaries are built), RUST_LOG.
+# CARGO_TARGET_DIR (where the binaries are built), BIN_DIR (binaries to use
+# as they are instead), RUST_LOG.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+source scripts/lib.sh
 
 RUN_DIR=${RUN_DIR:-run/rpc}
 LB_PORT=${LB_PORT:-50051}
 WORKER_PORT=${WORKER_PORT:-50052}
-BIN_DIR=${CARGO_TARGET_DIR:-target}/release
-
-log() { printf '[rpc-cluster] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-usage() {
-    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-    exit "${1:-0}"
-}
-
-alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
-
-# Waits up to $2 seconds for the process of pid file $1 to exit.
-wait_exit() {
-    local pid i
-    pid=$(cat "$1")
-    for ((i = 0; i < $2 * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    return 1
-}
-
-stop_one() {
-    local pidfile=$1 name
-    name=$(basename "$pidfile" .pid)
-    if alive "$pidfile"; then
-        kill -TERM "$(cat "$pidfile")" 2>/dev/null || true
-        if ! wait_exit "$pidfile" 10; then
-            log "$name did not stop within 10 s; killing it"
-            kill -KILL "$(cat "$pidfile")" 2>/dev/null || true
-        fi
-        log "stopped $name"
-    fi
-    rm -f "$pidfile"
-}
 
 cmd_stop() {
     [[ -d "$RUN_DIR" ]] || { log "nothing to stop ($RUN_DIR does not exist)"; return 0; }
-    [[ -f "$RUN_DIR/lb.pid" ]] && stop_one "$RUN_DIR/lb.pid"
+    [[ -f "$RUN_DIR/lb.pid" ]] && stop_pidfile "$RUN_DIR/lb.pid" 10
     local f
     for f in "$RUN_DIR"/worker-*.pid; do
-        [[ -e "$f" ]] && stop_one "$f"
+        [[ -e "$f" ]] && stop_pidfile "$f" 10
     done
     return 0
 }
@@ -83,8 +50,6 @@ cmd_status() {
         grep -E 'worker .*(calls|up:|down:)' "$RUN_DIR/lb.log" | tail -n 8 || true
     fi
 }
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 cmd_start() {
     local workers=2 db=database.db sales=10000
@@ -106,12 +71,8 @@ cmd_start() {
         port_open "$port" && die "port $port is already in use"
     done
 
-    log "building release binaries"
-    cargo build --release --quiet --bin lb --bin worker --bin seeder
-    if [[ ! -f "$db" ]]; then
-        log "seeding $db ($sales sales)"
-        "$BIN_DIR/seeder" --db "$db" --sales "$sales"
-    fi
+    build_release --bin lb --bin worker --bin seeder
+    seed_db "$db" "$sales"
     mkdir -p "$RUN_DIR"
 
     local i list=() threads=()
