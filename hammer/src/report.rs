@@ -235,8 +235,8 @@ impl RunReport {
             out,
             "hammer     CPU {:.1}% of one core ({} cores), {:.1} us per call  {}",
             self.hammer_cpu_percent,
-            self.hammer_cpu_us_per_call,
             self.hammer_cores,
+            self.hammer_cpu_us_per_call,
             if self.hammer_behind {
                 "BEHIND"
             } else {
@@ -435,6 +435,13 @@ mod tests {
         let table = String::from_utf8(table).unwrap();
         assert!(table.contains("UNAVAILABLE 10"), "{table}");
         assert!(table.contains("WARNING"), "{table}");
+        let cores = rep.hammer_cores;
+        assert!(
+            table.contains(&format!(
+                "CPU 12.5% of one core ({cores} cores), 10.0 us per call"
+            )),
+            "{table}"
+        );
     }
 
     #[test]
