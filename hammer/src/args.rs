@@ -10,7 +10,8 @@ use std::time::Duration;
 use argh::FromArgs;
 
 /// Open-loop load generator: sends sales queries on a fixed schedule over gRPC or AMQP
-/// and reports latency measured from each request's intended send time.
+/// and reports latency measured from each request's intended send time. Runs on one
+/// executor thread; set SMOL_THREADS=N for more.
 #[derive(FromArgs, Debug)]
 pub struct Args {
     /// transport: `grpc` (hammer → lb/worker) or `amqp` (hammer → RabbitMQ → mq-worker)
