@@ -72,13 +72,22 @@ fn grpcio_servers_work_as_workers_behind_the_lb() {
     let _w1 = start_py_worker(&python, dir.path(), p1, "py-1", 0.0);
     let _w2 = start_py_worker(&python, dir.path(), p2, "py-2", 0.0);
     let (_lb, port) = start_lb(&[p1, p2], &[]);
+    // The grpcio worker derives its answer from the request: count
+    // len(region) + 1000 * len(category), revenue min_amount + max_amount.
+    let req = SalesRequest {
+        region: "Asia".into(),
+        category: "Books".into(),
+        min_amount: 5,
+        max_amount: 7,
+        ..Default::default()
+    };
     smol::block_on(async {
         let lb = connect(port).await;
         wait_serving(&lb, Duration::from_secs(5)).await;
         let mut seen = std::collections::BTreeSet::new();
         for _ in 0..40 {
-            let r = metrics(&lb, &SalesRequest::default()).await.expect("call");
-            assert_eq!(r.total_sales_count, 1);
+            let r = metrics(&lb, &req).await.expect("call");
+            assert_eq!((r.total_sales_count, r.total_revenue), (5004, 12));
             seen.insert(r.region_processed);
         }
         assert_eq!(
@@ -87,12 +96,15 @@ fn grpcio_servers_work_as_workers_behind_the_lb() {
             "both grpcio workers serve"
         );
 
-        // The deadline reaches the worker: it reports the milliseconds it had
-        // left as total_revenue.
+        // The deadline reaches the worker: asked for region "deadline", it
+        // reports the milliseconds it had left as total_revenue.
         let r: proto::SalesResponse = lb
             .call(
                 paths::GET_SALES_METRICS,
-                &SalesRequest::default(),
+                &SalesRequest {
+                    region: "deadline".into(),
+                    ..Default::default()
+                },
                 Some(Duration::from_secs(3)),
             )
             .await
@@ -107,7 +119,7 @@ fn grpcio_servers_work_as_workers_behind_the_lb() {
             )
             .await
             .expect("GetSystemStats");
-        assert_eq!(stats.memory_usage, 1);
+        assert_eq!(stats.memory_usage, 12345);
         assert_eq!(health(&lb).await, Ok(ServingStatus::Serving as i32));
     });
 }

@@ -317,12 +317,18 @@ pub fn python_script(python: &str, stubs: &Path, script: &str) -> Command {
     cmd
 }
 
-/// Starts lb/tests/py/grpcio_worker.py and waits until it listens.
+/// worker/tests/py/grpcio_worker.py: the grpcio stand-in worker the worker's
+/// own tests use too (its doc string says what it answers).
+pub fn py_worker_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../worker/tests/py/grpcio_worker.py")
+}
+
+/// Starts the grpcio stand-in worker and waits until it listens.
 pub fn start_py_worker(python: &str, stubs: &Path, port: u16, id: &str, delay: f64) -> Proc {
     start_py_worker_with(python, stubs, port, id, &["--delay", &delay.to_string()])
 }
 
-/// Starts lb/tests/py/grpcio_worker.py with extra arguments.
+/// Starts the grpcio stand-in worker with extra arguments.
 pub fn start_py_worker_with(
     python: &str,
     stubs: &Path,
@@ -332,7 +338,9 @@ pub fn start_py_worker_with(
 ) -> Proc {
     let w = Proc::spawn(
         &format!("grpcio worker {id}"),
-        python_script(python, stubs, "grpcio_worker.py")
+        Command::new(python)
+            .arg(py_worker_script())
+            .env("PYTHONPATH", stubs)
             .args(["--port", &port.to_string(), "--id", id])
             .args(args)
             .stdout(Stdio::null()),

@@ -1,8 +1,9 @@
 """A stand-in worker written with grpcio, the reference gRPC implementation.
 
 Serves protocol.SimulationService and grpc.health.v1.Health/Check without a
-database, so our Rust client (and the LB) can be tested against a server we
-did not write. GetSalesMetrics answers fixed values derived from the request:
+database, so that our Rust client (worker tests) and our LB (lb tests, with
+it standing behind the LB) are tested against a server we did not write.
+GetSalesMetrics answers fixed values derived from the request:
 
   total_sales_count = len(region) + 1000 * len(category)
   total_revenue     = min_amount + max_amount
@@ -14,9 +15,13 @@ did not write. GetSalesMetrics answers fixed values derived from the request:
 and three magic regions: "fail" aborts with INVALID_ARGUMENT and a non-ASCII
 message, "slow" sleeps 2 s, "deadline" answers total_revenue = the
 milliseconds the server sees before the deadline (-1 without one).
---delay makes every GetSalesMetrics call take that many seconds.
+--delay makes every GetSalesMetrics call take that many seconds, for
+balancing tests that need one deterministically slow worker;
+--health-delay does the same to Health/Check, for a worker that is up but
+does not answer its health checks in time.
 
 Usage: grpcio_worker.py --port N --id NAME [--delay SECONDS]
+                        [--health-delay SECONDS]
 (--port 0 picks a free port). Prints "listening on 127.0.0.1:PORT" once
 serving. Stops gracefully on SIGTERM/SIGINT. The stubs (sales_pb2, health_pb2
 and their _grpc modules) must be on PYTHONPATH: generate them with
@@ -92,7 +97,12 @@ class Simulation(sales_pb2_grpc.SimulationServiceServicer):
 
 
 class Health(health_pb2_grpc.HealthServicer):
+    def __init__(self, delay):
+        self.delay = delay
+
     def Check(self, request, context):
+        if self.delay > 0:
+            time.sleep(self.delay)
         if request.service not in ("", "protocol.SimulationService"):
             context.abort(grpc.StatusCode.NOT_FOUND, "unknown service " + request.service)
         return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
@@ -102,12 +112,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--id", required=True)
-    parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds per GetSalesMetrics")
+    parser.add_argument("--health-delay", type=float, default=0.0, help="seconds per Health/Check")
     args = parser.parse_args()
 
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=64))
     sales_pb2_grpc.add_SimulationServiceServicer_to_server(Simulation(args.id, args.delay), server)
-    health_pb2_grpc.add_HealthServicer_to_server(Health(), server)
+    health_pb2_grpc.add_HealthServicer_to_server(Health(args.health_delay), server)
     port = server.add_insecure_port(f"127.0.0.1:{args.port}")
     if port == 0:
         sys.exit(f"cannot listen on 127.0.0.1:{args.port}")
