@@ -73,11 +73,11 @@ fn made_up_answers_are_caught() {
 #[test]
 fn a_real_mq_worker_over_amqp_agrees_with_the_database() {
     let db = test_db();
-    let queue = format!("hammer_test_{}", std::process::id());
+    let queue = TestQueue::new("test");
     let mut cmd = Command::new(bin("mq-worker"));
     cmd.args([
         "--queue",
-        &queue,
+        &queue.name,
         "--threads",
         "2",
         "--stats-interval",
@@ -90,7 +90,7 @@ fn a_real_mq_worker_over_amqp_agrees_with_the_database() {
         let run = hammer(&[
             "amqp",
             "--queue",
-            &queue,
+            &queue.name,
             "--encoding",
             encoding,
             "--db",

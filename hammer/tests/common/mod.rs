@@ -1,5 +1,6 @@
 //! Shared by hammer's integration tests: in-process gRPC servers with scripted
-//! behaviour, real `worker`/`mq-worker` processes, and running the `hammer` binary.
+//! behaviour, real `worker`/`mq-worker` processes, queues on the broker that are
+//! deleted afterwards, and running the `hammer` binary.
 
 #![allow(dead_code)] // each test binary uses a different part
 
@@ -176,6 +177,43 @@ pub fn start_worker(db: &Path) -> (Proc, SocketAddr) {
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("no address in `{line}`"));
     (proc, addr)
+}
+
+/// The broker the AMQP tests use (env AMQP_URL, else the local one), as
+/// `hammer` and `mq-worker` find it themselves.
+pub fn amqp_url() -> String {
+    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// A queue with a name of its own (and its dead-letter queue, which
+/// `mq-worker` declares with it), deleted from the broker when dropped, so
+/// that test runs leave nothing behind. Create it before the `mq-worker`
+/// that consumes it, so that the worker is gone when the queue goes.
+pub struct TestQueue {
+    pub name: String,
+}
+
+impl TestQueue {
+    pub fn new(tag: &str) -> TestQueue {
+        TestQueue {
+            name: format!("hammer_{tag}_{}", std::process::id()),
+        }
+    }
+}
+
+impl Drop for TestQueue {
+    fn drop(&mut self) {
+        let Ok(mut connection) = amiquip::Connection::insecure_open(&amqp_url()) else {
+            return;
+        };
+        let dead = mq::topology::dead_letter_queue(&self.name);
+        for queue in [self.name.as_str(), dead.as_str()] {
+            if let Ok(channel) = connection.open_channel(None) {
+                let _ = channel.queue_delete(queue, amiquip::QueueDeleteOptions::default());
+            }
+        }
+        let _ = connection.close();
+    }
 }
 
 /// What a hammer run left behind.
