@@ -195,28 +195,10 @@ async fn run(args: Args) -> Result<(), String> {
     Ok(())
 }
 
-const REGIONS: [&str; 5] = [
-    "North America",
-    "South America",
-    "Europe",
-    "Oceania",
-    "Asia",
-];
-const CATEGORIES: [&str; 8] = [
-    "Appliances",
-    "Clothing",
-    "Books",
-    "Miscellaneous",
-    "Kitchenware",
-    "Computers",
-    "Furniture",
-    "Beauty",
-];
-
 fn sales_call(ch: &Channel, n: u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool>>> {
     let req = SalesRequest {
-        region: REGIONS[(n % 5) as usize].into(),
-        category: CATEGORIES[(n / 5 % 8) as usize].into(),
+        region: seeder::REGIONS[(n % 5) as usize].into(),
+        category: seeder::CATEGORIES[(n / 5 % 8) as usize].into(),
         start_date: format!("{}-01-01", 2020 + n / 40 % 6),
         end_date: format!("{}-12-31", 2020 + n / 40 % 6),
         ..Default::default()
