@@ -155,7 +155,11 @@ impl Backend {
         }
     }
 
-    async fn unary_untimed(
+    /// [`Backend::unary`] without the local timer, for a caller whose own
+    /// deadline already bounds the call (the proxy, inside a server call whose
+    /// deadline drops it); `timeout` still reaches the worker as grpc-timeout
+    /// and still caps waiting for a connection.
+    pub async fn unary_untimed(
         &self,
         path: &str,
         message: Bytes,
@@ -164,7 +168,9 @@ impl Backend {
         let i = self.next_slot.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         let slot = &self.slots[i];
         let (generation, channel) = self.connection(slot, timeout).await?;
-        let result = channel.unary(path, message, timeout).await;
+        // The caller's timer (ours in `unary`, or the proxy's deadline)
+        // covers the call; a second one in the channel would only cost.
+        let result = channel.unary_untimed(path, message, timeout).await;
         if let Err(status) = &result {
             if status.code == Code::Unavailable || channel.is_closed() {
                 let mut state = slot.conn.lock().await;

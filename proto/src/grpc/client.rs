@@ -128,6 +128,20 @@ impl Channel {
         }
     }
 
+    /// [`Channel::unary`] without the local timer: `timeout` still travels as
+    /// grpc-timeout, but the caller bounds the call itself, e.g. a proxy whose
+    /// server-side deadline already covers it. Each local timer is a trip
+    /// through the reactor (registering one wakes it), a cost worth skipping
+    /// on a path that forwards every call.
+    pub async fn unary_untimed(
+        &self,
+        path: &str,
+        message: Bytes,
+        timeout: Option<Duration>,
+    ) -> Result<Bytes, Status> {
+        self.round_trip(path, message, timeout).await
+    }
+
     /// [`Channel::unary`] with protobuf encoding and decoding.
     pub async fn call<Req: prost::Message, Rep: prost::Message + Default>(
         &self,
