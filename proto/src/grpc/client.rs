@@ -131,7 +131,7 @@ impl Channel {
     /// [`Channel::unary`] without the local timer: `timeout` still travels as
     /// grpc-timeout, but the caller bounds the call itself, e.g. a proxy whose
     /// server-side deadline already covers it. Each local timer is a trip
-    /// through the reactor (registering one wakes it), a cost worth skipping
+    /// through the reactor (registering one wakes it), a cost worth avoiding
     /// on a path that forwards every call.
     pub async fn unary_untimed(
         &self,
