@@ -89,3 +89,19 @@ seed_db() {
     mkdir -p "$(dirname "$1")"
     "$BIN_DIR/seeder" --db "$1" --sales "$2" --seed 1
 }
+
+# Parses a cluster script's `start [--workers N] [--db PATH] [--sales N]`
+# into the caller's variables workers, db and sales (declare them local first).
+parse_start_args() {
+    workers=2 db=database.db sales=10000
+    while [[ $# -gt 0 ]]; do
+        case $1 in
+            --workers) workers=${2:?--workers needs a number}; shift 2 ;;
+            --db) db=${2:?--db needs a path}; shift 2 ;;
+            --sales) sales=${2:?--sales needs a number}; shift 2 ;;
+            -h|--help) usage ;;
+            *) die "unknown option $1 (see --help)" ;;
+        esac
+    done
+    [[ $workers =~ ^[1-9][0-9]*$ ]] || die "--workers must be a positive number, not $workers"
+}

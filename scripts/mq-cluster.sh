@@ -49,17 +49,8 @@ cmd_status() {
 }
 
 cmd_start() {
-    local workers=2 db=database.db sales=10000
-    while [[ $# -gt 0 ]]; do
-        case $1 in
-            --workers) workers=${2:?--workers needs a number}; shift 2 ;;
-            --db) db=${2:?--db needs a path}; shift 2 ;;
-            --sales) sales=${2:?--sales needs a number}; shift 2 ;;
-            -h|--help) usage ;;
-            *) die "unknown option $1 (see --help)" ;;
-        esac
-    done
-    [[ $workers =~ ^[1-9][0-9]*$ ]] || die "--workers must be a positive number, not $workers"
+    local workers db sales
+    parse_start_args "$@"
     local f
     for f in "$RUN_DIR"/mq-worker-*.pid; do
         alive "$f" && die "already running ($(basename "$f" .pid), pid $(cat "$f")); run '$0 stop' first"

@@ -52,17 +52,8 @@ cmd_status() {
 }
 
 cmd_start() {
-    local workers=2 db=database.db sales=10000
-    while [[ $# -gt 0 ]]; do
-        case $1 in
-            --workers) workers=${2:?--workers needs a number}; shift 2 ;;
-            --db) db=${2:?--db needs a path}; shift 2 ;;
-            --sales) sales=${2:?--sales needs a number}; shift 2 ;;
-            -h|--help) usage ;;
-            *) die "unknown option $1 (see --help)" ;;
-        esac
-    done
-    [[ $workers =~ ^[1-9][0-9]*$ ]] || die "--workers must be a positive number, not $workers"
+    local workers db sales
+    parse_start_args "$@"
     if alive "$RUN_DIR/lb.pid"; then
         die "already running (pid $(cat "$RUN_DIR/lb.pid")); run '$0 stop' first"
     fi
