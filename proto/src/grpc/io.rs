@@ -8,7 +8,8 @@
 //! socket on every poll. h2 polls its connection whenever any of its streams
 //! is touched, so a forwarded call met the empty socket several times, each a
 //! `recvfrom` returning EAGAIN. [`Io`] remembers that the socket ran dry and
-//! reads again only once the reactor has seen it become readable.
+//! reads again only once the reactor has seen it become readable, and takes
+//! a short read as the sign that the socket ran dry.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -58,9 +59,14 @@ impl AsyncRead for Io {
                 ready!(self.socket.poll_readable(cx))?;
                 self.read_dry = false;
             }
+            let room = buf.remaining();
             match self.socket.get_ref().read(buf.initialize_unfilled()) {
                 Ok(n) => {
                     buf.advance(n);
+                    // A short read emptied the socket's queue: the next read
+                    // would only say EAGAIN, so wait for readiness instead.
+                    // Re-arming the reactor reports data that arrived since.
+                    self.read_dry = n > 0 && n < room;
                     return Poll::Ready(Ok(()));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.read_dry = true,
