@@ -10,10 +10,10 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use proto::grpc::{Channel, Code, Status};
+use proto::grpc::{deadline, Channel, Code, Status};
 use smol::lock::Mutex;
 
 /// A connection slot: the channel and a generation number, so a caller whose
@@ -139,12 +139,13 @@ impl Backend {
         message: Bytes,
         timeout: Option<Duration>,
     ) -> Result<Bytes, Status> {
-        let call = self.unary_untimed(path, message, timeout);
+        let call = self.call(path, message, timeout);
         match timeout {
             None => call.await,
             Some(t) => {
+                let at = Instant::now() + t;
                 let expire = async {
-                    smol::Timer::after(t).await;
+                    deadline::sleep_until(at).await;
                     Err(Status::new(
                         Code::DeadlineExceeded,
                         format!("worker {}: no reply within {t:?}", self.addr),
@@ -155,11 +156,9 @@ impl Backend {
         }
     }
 
-    /// [`Backend::unary`] without the local timer, for a caller whose own
-    /// deadline already bounds the call (the proxy, inside a server call whose
-    /// deadline drops it); `timeout` still reaches the worker as grpc-timeout
-    /// and still caps waiting for a connection.
-    pub async fn unary_untimed(
+    /// [`Backend::unary`] but for the timer: `timeout` reaches the worker as
+    /// grpc-timeout and caps waiting for a connection.
+    async fn call(
         &self,
         path: &str,
         message: Bytes,
@@ -168,8 +167,8 @@ impl Backend {
         let i = self.next_slot.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         let slot = &self.slots[i];
         let (generation, channel) = self.connection(slot, timeout).await?;
-        // The caller's timer (ours in `unary`, or the proxy's deadline)
-        // covers the call; a second one in the channel would only cost.
+        // Our timer in `unary` covers the call; a second one in the channel
+        // would only cost.
         let result = channel.unary_untimed(path, message, timeout).await;
         if let Err(status) = &result {
             if status.code == Code::Unavailable || channel.is_closed() {

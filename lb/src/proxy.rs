@@ -91,15 +91,7 @@ impl Proxy {
             None => None,
         };
         let call = backend.begin();
-        // A deadline from the client is enforced by the server around this
-        // whole handler (retry included); only the default one needs a timer.
-        let result = if req.deadline.is_some() {
-            backend
-                .unary_untimed(&req.path, req.message.clone(), timeout)
-                .await
-        } else {
-            backend.unary(&req.path, req.message.clone(), timeout).await
-        };
+        let result = backend.unary(&req.path, req.message.clone(), timeout).await;
         if let Err(status) = &result {
             call.failed();
             log::debug!("{} on {}: {status}", req.path, backend.addr());

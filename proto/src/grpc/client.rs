@@ -11,17 +11,16 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_lite::future;
 use h2::client::SendRequest;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Method, StatusCode, Uri};
-use smol::Timer;
 
 use super::frame::{self, UnaryBody};
-use super::{io, is_grpc_content_type, timeout, Code, Status, CONTENT_TYPE};
+use super::{deadline, io, is_grpc_content_type, timeout, Code, Status, CONTENT_TYPE};
 
 /// Limits and HTTP/2 tuning of a channel.
 #[derive(Clone, Debug)]
@@ -116,8 +115,9 @@ impl Channel {
         match timeout {
             None => call.await,
             Some(t) => {
+                let at = Instant::now() + t;
                 future::or(call, async {
-                    Timer::after(t).await;
+                    deadline::sleep_until(at).await;
                     Err(Status::new(
                         Code::DeadlineExceeded,
                         format!("no reply within {t:?}"),
@@ -129,10 +129,8 @@ impl Channel {
     }
 
     /// [`Channel::unary`] without the local timer: `timeout` still travels as
-    /// grpc-timeout, but the caller bounds the call itself, e.g. a proxy whose
-    /// server-side deadline already covers it. Each local timer is a trip
-    /// through the reactor (registering one wakes it), a cost worth avoiding
-    /// on a path that forwards every call.
+    /// grpc-timeout, but the caller bounds the call itself, e.g. with a timer
+    /// that also covers waiting for a connection.
     pub async fn unary_untimed(
         &self,
         path: &str,

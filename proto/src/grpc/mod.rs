@@ -3,6 +3,7 @@
 //! * [`frame`]: the 5-byte length prefix, with a size limit.
 //! * [`status`]: status codes, `grpc-status` / `grpc-message` trailers.
 //! * [`timeout`]: the `grpc-timeout` header.
+//! * [`deadline`]: per-call deadlines sharing one reactor timer.
 //! * [`io`]: smol sockets adapted to the I/O traits h2 expects.
 //! * [`server`]: accept loop, one task per call, deadlines, graceful shutdown.
 //! * [`client`]: [`Channel`], one multiplexed connection for many calls.
@@ -55,6 +56,7 @@
 //! ```
 
 pub mod client;
+pub mod deadline;
 pub mod frame;
 pub mod io;
 pub mod server;

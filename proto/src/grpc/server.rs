@@ -26,7 +26,7 @@ use smol::net::TcpListener;
 use smol::Timer;
 
 use super::frame::{self, UnaryBody};
-use super::{io, is_grpc_content_type, timeout, Code, Status, CONTENT_TYPE};
+use super::{deadline, io, is_grpc_content_type, timeout, Code, Status, CONTENT_TYPE};
 
 /// One unary call, as the handler sees it.
 #[derive(Debug)]
@@ -315,7 +315,7 @@ async fn process(
         None => call.await,
         Some(deadline) => {
             future::or(call, async {
-                Timer::at(deadline).await;
+                deadline::sleep_until(deadline).await;
                 Err(deadline_exceeded())
             })
             .await
