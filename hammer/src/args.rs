@@ -18,7 +18,8 @@ pub struct Args {
     #[argh(positional)]
     pub transport: TransportKind,
 
-    /// gRPC target host:port (default 127.0.0.1:50051, the LB)
+    /// gRPC target host:port (default 127.0.0.1:50051, the LB); several, comma-separated,
+    /// share the connections in turn (workers called directly, without the LB)
     #[argh(option, default = "String::from(\"127.0.0.1:50051\")")]
     pub target: String,
 

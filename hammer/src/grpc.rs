@@ -1,4 +1,7 @@
 //! gRPC transport: `--concurrency` HTTP/2 connections, calls spread round-robin.
+//! With several targets (`--target a:1,b:2`), the connections are dealt out to them in
+//! turn, so calls reach them in equal shares: the balancer-free baseline that a run
+//! through the LB is compared with.
 //!
 //! A connection that is down is redialled in the background (at most one attempt per
 //! connection at a time, spaced by a back-off), and calls meant for it fail at once as
@@ -24,7 +27,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const REDIAL_BACKOFF: Duration = Duration::from_millis(200);
 
 pub struct GrpcTransport {
-    addr: SocketAddr,
+    addrs: Vec<SocketAddr>,
     method: Method,
     slots: Vec<Arc<Slot>>,
     next: AtomicUsize,
@@ -32,6 +35,7 @@ pub struct GrpcTransport {
 
 /// One connection and what is known about redialling it.
 struct Slot {
+    addr: SocketAddr,
     channel: Mutex<Option<Channel>>,
     dialling: AtomicBool,
     last_dial: Mutex<Option<Instant>>,
@@ -39,21 +43,25 @@ struct Slot {
 }
 
 impl GrpcTransport {
-    /// Resolves `target` and opens `connections` connections. Connections that fail
-    /// now are retried while the run goes on; a target that cannot be resolved is an error.
+    /// Resolves `targets` (comma-separated host:port) and opens `connections`
+    /// connections, dealt out to the targets in turn. Connections that fail now are
+    /// retried while the run goes on; a target that cannot be resolved is an error.
     pub async fn connect(
-        target: &str,
+        targets: &str,
         connections: usize,
         method: Method,
     ) -> Result<GrpcTransport, String> {
-        let addr = target
-            .to_socket_addrs()
-            .map_err(|e| format!("--target {target}: {e}"))?
-            .next()
-            .ok_or_else(|| format!("--target {target}: no address"))?;
+        let addrs = resolve(targets)?;
+        if connections < addrs.len() {
+            return Err(format!(
+                "--concurrency {connections} is less than the {} targets: each needs a connection",
+                addrs.len()
+            ));
+        }
         let slots: Vec<Arc<Slot>> = (0..connections)
-            .map(|_| {
+            .map(|i| {
                 Arc::new(Slot {
+                    addr: addrs[i % addrs.len()],
                     channel: Mutex::new(None),
                     dialling: AtomicBool::new(false),
                     last_dial: Mutex::new(None),
@@ -65,7 +73,7 @@ impl GrpcTransport {
             .iter()
             .map(|slot| {
                 let slot = slot.clone();
-                smol::spawn(async move { slot.dial(addr).await })
+                smol::spawn(async move { slot.dial().await })
             })
             .collect();
         let mut up = 0;
@@ -74,30 +82,31 @@ impl GrpcTransport {
         }
         if up < connections {
             let why = lock(&slots[0].last_error).clone();
-            log::warn!("{up} of {connections} connections to {addr} are up ({why}); calls on the others fail as UNAVAILABLE while they are redialled");
+            log::warn!("{up} of {connections} connections to {} are up ({why}); calls on the others fail as UNAVAILABLE while they are redialled", list(&addrs));
         } else {
-            log::info!("{connections} HTTP/2 connections to {addr}");
+            log::info!("{connections} HTTP/2 connections to {}", list(&addrs));
         }
         Ok(GrpcTransport {
-            addr,
+            addrs,
             method,
             slots,
             next: AtomicUsize::new(0),
         })
     }
 
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
+    /// The targets, comma-separated, as resolved.
+    pub fn target(&self) -> String {
+        list(&self.addrs)
     }
 
     pub async fn call(&self, req: &SalesRequest, timeout: Duration) -> Outcome {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         let slot = &self.slots[i];
         let Some(channel) = slot.live() else {
-            slot.redial(self.addr);
+            slot.redial();
             return Outcome::Error {
                 status: "UNAVAILABLE",
-                message: format!("not connected to {}: {}", self.addr, lock(&slot.last_error)),
+                message: format!("not connected to {}: {}", slot.addr, lock(&slot.last_error)),
             };
         };
         match self.method {
@@ -138,6 +147,33 @@ impl GrpcTransport {
     }
 }
 
+/// The first address of each comma-separated `host:port`.
+fn resolve(targets: &str) -> Result<Vec<SocketAddr>, String> {
+    let addrs = targets
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.to_socket_addrs()
+                .map_err(|e| format!("--target {t}: {e}"))?
+                .next()
+                .ok_or_else(|| format!("--target {t}: no address"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if addrs.is_empty() {
+        return Err(format!("--target {targets:?}: no host:port"));
+    }
+    Ok(addrs)
+}
+
+fn list(addrs: &[SocketAddr]) -> String {
+    addrs
+        .iter()
+        .map(SocketAddr::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn failed(status: Status) -> Outcome {
     status_outcome(status.code as u32, status.message)
 }
@@ -154,7 +190,7 @@ impl Slot {
     }
 
     /// Starts a background redial unless one is running or the last was too recent.
-    fn redial(self: &Arc<Self>, addr: SocketAddr) {
+    fn redial(self: &Arc<Self>) {
         {
             let last = lock(&self.last_dial);
             if last.is_some_and(|t| t.elapsed() < REDIAL_BACKOFF) {
@@ -166,13 +202,14 @@ impl Slot {
         }
         let slot = self.clone();
         smol::spawn(async move {
-            slot.dial(addr).await;
+            slot.dial().await;
         })
         .detach();
     }
 
     /// One connection attempt; true when connected.
-    async fn dial(&self, addr: SocketAddr) -> bool {
+    async fn dial(&self) -> bool {
+        let addr = self.addr;
         self.dialling.store(true, Ordering::Release);
         *lock(&self.last_dial) = Some(Instant::now());
         let attempt = future::or(

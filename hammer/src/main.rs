@@ -78,7 +78,7 @@ async fn hammer(args: Args, interrupted: Arc<AtomicBool>) -> Result<ExitCode, St
         TransportKind::Grpc => {
             let t =
                 grpc::GrpcTransport::connect(&args.target, args.concurrency, args.method).await?;
-            let target = t.addr().to_string();
+            let target = t.target();
             (Transport::Grpc(t), target)
         }
         TransportKind::Amqp => {
