@@ -1,49 +1,57 @@
 #!/usr/bin/env bash
-# Measures what the LB hop costs, with `hammer` as the client, in three cases
-# on a 10k-sales database (seeded under $RUN_DIR if missing):
+# Measures what the LB hop costs, with `hammer` as the client, on a 10k-sales
+# database (seeded under $RUN_DIR if missing), in four cases:
 #
-#   (a) hammer -> one worker, directly;
-#   (b) hammer -> LB -> that one worker;
-#   (c) hammer -> LB -> two workers.
+#   (a)  hammer -> one worker, directly;
+#   (b)  hammer -> LB -> that one worker;
+#   (a2) hammer -> two workers, directly (hammer deals its connections out
+#        to both);
+#   (c)  hammer -> LB -> those two workers.
 #
-# Each case runs the seed's default load (500 calls/s of GetSalesMetrics over
-# 50 HTTP/2 connections, 10 s after a 2 s warm-up) and then `hammer
-# --find-max`: the highest rate whose p99 holds 10 ms (4 s steps). The CPU
-# time of the worker(s) and the LB (utime + stime from /proc/<pid>/stat,
-# before and after the default load, warm-up included) divided by the calls
-# gives each process's CPU microseconds per call. One table sums it up, with
-# the LB hop cost, (b)/(a): the share of the direct max rate that is left
-# through the LB with the same worker (goal: at least 75 %), and (c)/(a):
-# what a second worker behind the LB adds. Every case uses the same query mix
-# (seed 1). Hammer, the LB and the workers share this machine, so figures
-# depend on its cores and load: the load average is printed with them;
-# compare the ratios of one run.
+# All four run side by side: two workers, one LB in front of the first, a
+# second LB in front of both. Each case first runs the seed's default load
+# (500 calls/s of GetSalesMetrics over 50 HTTP/2 connections, 10 s after a
+# 2 s warm-up), with the CPU time of the workers and the LB (utime + stime
+# from /proc/<pid>/stat, warm-up included) divided by the calls: each
+# process's CPU microseconds per call. Then `hammer --find-max` finds the
+# highest rate whose p99 holds 10 ms (4 s steps), --repeat times per case,
+# the cases taking turns so that a change in the machine's load falls on all
+# of them alike. One table sums it up with each case's median max rate and
+# the ratios of medians: (b)/(a), the LB hop with the same worker, and
+# (c)/(a2), the LB in front of two workers against calling the same two
+# directly (goal for both: at least 75 %), and (c)/(a). Every case uses the
+# same query mix (seed 1). Hammer, the LB and the workers share this
+# machine, so figures depend on its cores and load: the load average is
+# printed with them; compare the ratios of one run.
 #
 #   scripts/bench-lb.sh [--rate 500] [--duration 10s] [--warmup 2s]
-#                       [--find-duration 4s] [--slo-p99 10ms]
+#                       [--find-duration 4s] [--slo-p99 10ms] [--repeat 3]
 #
 # Short settings make a quick check, e.g. --duration 1s --warmup 0s
-# --find-duration 1s. Reports go to $RUN_DIR: <case>.load.json and
-# <case>.max.json (hammer's), their .txt summaries, and the processes' logs.
+# --find-duration 1s --repeat 1. Reports go to $RUN_DIR: <case>.load.json
+# and <case>.max.<round>.json (hammer's), their .txt summaries, and the
+# processes' logs.
 #
 # Environment: RUN_DIR (default ./run/bench-lb), BASE_PORT (default 50151:
-# the LB; workers on the next ports), WORKER_THREADS, CARGO_TARGET_DIR,
-# BIN_DIR (binaries to use as they are instead of building them).
+# the LB in front of the first worker, then the two workers, then the LB in
+# front of both), WORKER_THREADS, CARGO_TARGET_DIR, BIN_DIR (binaries to use
+# as they are instead of building them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 RUN_DIR=${RUN_DIR:-run/bench-lb}
 BASE_PORT=${BASE_PORT:-50151}
-LB_PORT=$BASE_PORT
+LB1_PORT=$BASE_PORT
 W1_PORT=$((BASE_PORT + 1))
 W2_PORT=$((BASE_PORT + 2))
-RATE=500 DURATION=10s WARMUP=2s FIND_DURATION=4s SLO=10ms
+LB2_PORT=$((BASE_PORT + 3))
+RATE=500 DURATION=10s WARMUP=2s FIND_DURATION=4s SLO=10ms REPEAT=3
 
 while [[ $# -gt 0 ]]; do
     case $1 in
         -h | --help) usage ;;
-        --rate | --duration | --warmup | --find-duration | --slo-p99)
+        --rate | --duration | --warmup | --find-duration | --slo-p99 | --repeat)
             [[ -n ${2:-} ]] || die "$1 needs a value"
             case $1 in
                 --rate) RATE=$2 ;;
@@ -51,12 +59,14 @@ while [[ $# -gt 0 ]]; do
                 --warmup) WARMUP=$2 ;;
                 --find-duration) FIND_DURATION=$2 ;;
                 --slo-p99) SLO=$2 ;;
+                --repeat) REPEAT=$2 ;;
             esac
             shift 2
             ;;
         *) die "unknown argument $1 (see --help)" ;;
     esac
 done
+[[ $REPEAT =~ ^[1-9][0-9]*$ ]] || die "--repeat takes a whole number from 1"
 command -v python3 >/dev/null || die "python3 is needed to summarise the JSON reports"
 
 PIDS=()
@@ -71,9 +81,9 @@ build_release --bin hammer --bin lb --bin worker --bin seeder
 mkdir -p "$RUN_DIR"
 DB=$RUN_DIR/bench.db
 seed_db "$DB" 10000
-rm -f "$RUN_DIR"/*.cpu "$RUN_DIR"/*.json
+rm -f "$RUN_DIR"/*.cpu "$RUN_DIR"/*.json "$RUN_DIR"/*.txt
 
-for port in "$LB_PORT" "$W1_PORT" "$W2_PORT"; do
+for port in "$LB1_PORT" "$W1_PORT" "$W2_PORT" "$LB2_PORT"; do
     port_open "$port" && die "port $port is taken (set BASE_PORT)"
 done
 
@@ -86,22 +96,18 @@ start_worker() { # id port; leaves its pid in $STARTED
     PIDS+=("$STARTED")
     wait_port "$2" "$STARTED" "$RUN_DIR/$1.log"
 }
-start_lb() { # workers (host:port,...), how many
-    "$BIN_DIR/lb" --listen "127.0.0.1:$LB_PORT" --workers "$1" --stats-interval 60s \
-        >"$RUN_DIR/lb.log" 2>&1 &
-    LB_PID=$!
-    PIDS+=("$LB_PID")
-    wait_port "$LB_PORT" "$LB_PID" "$RUN_DIR/lb.log"
-    local i
+start_lb() { # name port workers (host:port,...) how-many; leaves its pid in $STARTED
+    local logfile=$RUN_DIR/$1.log i
+    "$BIN_DIR/lb" --listen "127.0.0.1:$2" --workers "$3" --stats-interval 600s \
+        >"$logfile" 2>&1 &
+    STARTED=$!
+    PIDS+=("$STARTED")
+    wait_port "$2" "$STARTED" "$logfile"
     for ((i = 0; i < 100; i++)); do
-        [[ $(grep -c ' up: ' "$RUN_DIR/lb.log" || true) -ge $2 ]] && return 0
+        [[ $(grep -c ' up: ' "$logfile" || true) -ge $4 ]] && return 0
         sleep 0.1
     done
-    die "the LB did not report $2 workers up (see $RUN_DIR/lb.log)"
-}
-stop_lb() {
-    kill -TERM "$LB_PID"
-    wait "$LB_PID" || true
+    die "$1 did not report $4 workers up (see $logfile)"
 }
 
 CLK_TCK=$(getconf CLK_TCK)
@@ -113,54 +119,72 @@ cpu_us() {
     echo $(((fields[11] + fields[12]) * 1000000 / CLK_TCK))
 }
 
-# Runs case $1 against target $2: the default load, with the CPU time of the
-# processes named in the rest (role=pid; role worker or lb) measured around
-# it, then the search for the max rate.
-run_case() {
+hammer() { # report-name target hammer-arguments...
+    local name=$1 target=$2
+    shift 2
+    RUST_LOG=${RUST_LOG:-warn} "$BIN_DIR/hammer" grpc --target "$target" --db "$DB" --seed 1 \
+        -q --json "$RUN_DIR/$name.json" "$@" >"$RUN_DIR/$name.txt" ||
+        die "hammer failed (see $RUN_DIR/$name.txt)"
+}
+
+# The default load on case $1 (target $2), with the CPU time of the
+# processes named in the rest (role=pid; role worker or lb) measured around it.
+default_load() {
     local name=$1 target=$2 proc before=() i=0
     shift 2
     for proc in "$@"; do before+=("$(cpu_us "${proc#*=}")"); done
     log "case $name: $RATE/s for $DURATION after $WARMUP (load average $(cut -d' ' -f1-3 /proc/loadavg))"
-    RUST_LOG=${RUST_LOG:-warn} "$BIN_DIR/hammer" grpc --target "$target" --db "$DB" --seed 1 \
-        --rate "$RATE" --concurrency 50 --duration "$DURATION" --warmup "$WARMUP" \
-        -q --json "$RUN_DIR/$name.load.json" \
-        >"$RUN_DIR/$name.load.txt" || die "hammer failed (see $RUN_DIR/$name.load.txt)"
+    hammer "$name.load" "$target" --rate "$RATE" --concurrency 50 --duration "$DURATION" --warmup "$WARMUP"
     for proc in "$@"; do
         echo "${proc%=*} $(($(cpu_us "${proc#*=}") - before[i]))" >>"$RUN_DIR/$name.cpu"
         i=$((i + 1))
     done
-    log "case $name: highest rate with p99 <= $SLO ($FIND_DURATION steps)"
-    RUST_LOG=${RUST_LOG:-warn} "$BIN_DIR/hammer" grpc --target "$target" --db "$DB" --seed 1 \
-        --find-max --slo-p99 "$SLO" --duration "$FIND_DURATION" -q --json "$RUN_DIR/$name.max.json" \
-        >"$RUN_DIR/$name.max.txt" || die "hammer failed (see $RUN_DIR/$name.max.txt)"
 }
 
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) before the run"
 start_worker w1 "$W1_PORT"
 W1_PID=$STARTED
-run_case a "127.0.0.1:$W1_PORT" "worker=$W1_PID"
-
-start_lb "127.0.0.1:$W1_PORT" 1
-run_case b "127.0.0.1:$LB_PORT" "worker=$W1_PID" "lb=$LB_PID"
-stop_lb
-
 start_worker w2 "$W2_PORT"
 W2_PID=$STARTED
-start_lb "127.0.0.1:$W1_PORT,127.0.0.1:$W2_PORT" 2
-run_case c "127.0.0.1:$LB_PORT" "worker=$W1_PID" "worker=$W2_PID" "lb=$LB_PID"
+start_lb lb1 "$LB1_PORT" "127.0.0.1:$W1_PORT" 1
+LB1_PID=$STARTED
+start_lb lb2 "$LB2_PORT" "127.0.0.1:$W1_PORT,127.0.0.1:$W2_PORT" 2
+LB2_PID=$STARTED
+
+declare -A TARGET=(
+    [a]="127.0.0.1:$W1_PORT"
+    [b]="127.0.0.1:$LB1_PORT"
+    [a2]="127.0.0.1:$W1_PORT,127.0.0.1:$W2_PORT"
+    [c]="127.0.0.1:$LB2_PORT"
+)
+CASES=(a b a2 c)
+default_load a "${TARGET[a]}" "worker=$W1_PID"
+default_load b "${TARGET[b]}" "worker=$W1_PID" "lb=$LB1_PID"
+default_load a2 "${TARGET[a2]}" "worker=$W1_PID" "worker=$W2_PID"
+default_load c "${TARGET[c]}" "worker=$W1_PID" "worker=$W2_PID" "lb=$LB2_PID"
+for ((round = 1; round <= REPEAT; round++)); do
+    for name in "${CASES[@]}"; do
+        log "case $name, round $round of $REPEAT: highest rate with p99 <= $SLO ($FIND_DURATION steps; load average $(cut -d' ' -f1-3 /proc/loadavg))"
+        hammer "$name.max.$round" "${TARGET[$name]}" --find-max --slo-p99 "$SLO" --duration "$FIND_DURATION"
+    done
+done
 echo "machine: load average $(cut -d' ' -f1-3 /proc/loadavg) after the run"
 
-python3 - "$RUN_DIR" <<'PY'
-import json, os, sys
+python3 - "$RUN_DIR" "$REPEAT" <<'PY'
+import json, os, statistics, sys
 
-run_dir = sys.argv[1]
+run_dir, repeat = sys.argv[1], int(sys.argv[2])
 cases = [("a", "(a) hammer -> worker"), ("b", "(b) hammer -> LB -> worker"),
-         ("c", "(c) hammer -> LB -> 2 workers")]
+         ("a2", "(a2) hammer -> 2 workers"), ("c", "(c) hammer -> LB -> 2 workers")]
 
 
-def cpu_per_call(name, load):
+def load(name):
+    return json.load(open(os.path.join(run_dir, name + ".json")))
+
+
+def cpu_per_call(name, report):
     """CPU us per call by role (workers summed), and each process's share."""
-    calls = load["sent"] + load["target_rate"] * load["warmup_s"]
+    calls = report["sent"] + report["target_rate"] * report["warmup_s"]
     by_role, each = {}, []
     for line in open(os.path.join(run_dir, name + ".cpu")):
         role, us = line.split()
@@ -170,27 +194,29 @@ def cpu_per_call(name, load):
     return by_role, each
 
 
-rows, max_rate, notes = [], {}, []
+rows, median, notes = [], {}, []
 for name, label in cases:
-    load = json.load(open(os.path.join(run_dir, name + ".load.json")))
-    found = json.load(open(os.path.join(run_dir, name + ".max.json")))
-    by_role, each = cpu_per_call(name, load)
-    max_rate[name] = found["max_rate"]
-    slo = found["slo_p99_ms"]
-    limit = f"{found['max_rate']:.0f}" + (" (hammer)" if found["limited_by_hammer"] else "")
-    worker = by_role.get("worker")
-    lb = by_role.get("lb")
-    rows.append((label, f"{load['target_rate']:.0f}", f"{load['achieved_rps']:.1f}",
-                 f"{load['latency_ms']['p50']:.3f}", f"{load['latency_ms']['p99']:.3f}", limit,
+    report = load(name + ".load")
+    found = [load(f"{name}.max.{r}") for r in range(1, repeat + 1)]
+    rates = [f["max_rate"] for f in found]
+    median[name] = statistics.median(rates)
+    slo = found[0]["slo_p99_ms"]
+    each = ", ".join(f"{r:.0f}" + ("*" if f["limited_by_hammer"] else "")
+                     for r, f in zip(rates, found))
+    by_role, per_process = cpu_per_call(name, report)
+    worker, lb = by_role.get("worker"), by_role.get("lb")
+    rows.append((label, f"{report['target_rate']:.0f}", f"{report['achieved_rps']:.1f}",
+                 f"{report['latency_ms']['p50']:.3f}", f"{report['latency_ms']['p99']:.3f}",
+                 f"{median[name]:.0f}", each,
                  "-" if worker is None else f"{worker:.1f}", "-" if lb is None else f"{lb:.1f}"))
-    if load["hammer_behind"]:
-        notes.append(f"{label}: hammer fell behind at {load['target_rate']:.0f}/s: "
-                     f"{load['hammer_warning']}")
-    if len(each) > 2:
-        notes.append(f"{label}: CPU us/call per process: {', '.join(each)}")
+    if report["hammer_behind"]:
+        notes.append(f"{label}: hammer fell behind at {report['target_rate']:.0f}/s: "
+                     f"{report['hammer_warning']}")
+    if len(per_process) > 2:
+        notes.append(f"{label}: CPU us/call per process: {', '.join(per_process)}")
 
 head = ("case", "rate", "achieved", "p50 ms", "p99 ms", f"max/s p99<={slo:g}ms",
-        "worker us/call", "LB us/call")
+        "each round", "worker us/call", "LB us/call")
 widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
 for r in [head] + rows:
     print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
@@ -199,12 +225,16 @@ for n in notes:
 
 
 def share(x, y):
-    return f"{100 * max_rate[x] / max_rate[y]:.0f} %" if max_rate[y] > 0 else "n/a"
+    return f"{100 * median[x] / median[y]:.0f} %" if median[y] > 0 else "n/a"
 
 
-print(f"LB hop cost: through the LB, {share('b', 'a')} of the direct max rate with one worker "
-      f"(b)/(a) (goal: at least 75 %)")
-print(f"two workers behind the LB: {share('c', 'a')} of one worker's direct max rate (c)/(a)")
+print(f"max/s is the median of {repeat} searches per case (* marks a search whose bound "
+      "was hammer's own limit)")
+print(f"LB hop, same worker: through the LB, {share('b', 'a')} of the direct max rate "
+      "(b)/(a) (goal: at least 75 %)")
+print(f"LB hop, two workers: through the LB, {share('c', 'a2')} of the max rate calling "
+      "them directly (c)/(a2) (goal: at least 75 %)")
+print(f"two workers behind the LB against one worker called directly: {share('c', 'a')} (c)/(a)")
 print("CPU per call: at the default load, warm-up calls and CPU included; "
       "worker us/call sums the workers'")
 PY
