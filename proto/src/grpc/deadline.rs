@@ -102,7 +102,10 @@ impl Future for Sleep {
                     q.started = true;
                     smol::spawn(drive()).detach();
                 } else if q.armed.is_none_or(|armed| self.deadline < armed) {
-                    if let Some(driver) = q.driver.take() {
+                    let driver = q.driver.take();
+                    drop(q);
+                    // The driver re-arms for this earlier deadline.
+                    if let Some(driver) = driver {
                         driver.wake();
                     }
                 }
@@ -124,8 +127,8 @@ impl Drop for Sleep {
 /// the earliest one left, re-arming its timer only when that is earlier than
 /// what it is set to or when the timer has fired.
 async fn drive() {
+    // `Queue::armed` is what `timer` is set to; None while it is not set.
     let mut timer = Timer::never();
-    let mut timer_set = false;
     let mut due = Vec::new();
     std::future::poll_fn(|cx| loop {
         let mut q = queue();
@@ -138,28 +141,25 @@ async fn drive() {
         }
         let earliest = q.entries.first_key_value().map(|(k, _)| k.0);
         match (earliest, q.armed) {
-            (Some(t), Some(armed)) if t >= armed && timer_set => {}
+            (Some(t), Some(armed)) if t >= armed => {}
             (Some(t), _) => {
                 timer.set_at(t);
-                timer_set = true;
                 q.armed = Some(t);
             }
             // Nothing waits: keep the timer as it is (at worst it fires once
             // for nothing) and sleep until a deadline comes.
             (None, _) => {}
         }
+        let armed = q.armed.is_some();
         q.driver = Some(cx.waker().clone());
         drop(q);
         // Woken outside the lock: a waker may run code that takes it.
         due.drain(..).for_each(Waker::wake);
-        if !timer_set {
+        if !armed {
             return Poll::<()>::Pending;
         }
         match Pin::new(&mut timer).poll(cx) {
-            Poll::Ready(_) => {
-                timer_set = false;
-                queue().armed = None;
-            }
+            Poll::Ready(_) => queue().armed = None,
             Poll::Pending => return Poll::Pending,
         }
     })
