@@ -12,6 +12,7 @@
 //! a short read as the sign that the socket ran dry.
 
 use std::io::{self, Read, Write};
+use std::mem::MaybeUninit;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -60,8 +61,18 @@ impl AsyncRead for Io {
                 self.read_dry = false;
             }
             let room = buf.remaining();
-            match self.socket.get_ref().read(buf.initialize_unfilled()) {
+            // h2 hands over a fresh, uninitialised buffer for every read;
+            // zeroing it first (`initialize_unfilled`) cost a memset of its
+            // whole spare capacity per read. The socket only writes into it.
+            // SAFETY: `TcpStream::read` is a `recv` into the slice: it never
+            // reads the bytes, and reports how many it wrote, which are the
+            // only ones marked initialised.
+            let unfilled =
+                unsafe { &mut *(buf.unfilled_mut() as *mut [MaybeUninit<u8>] as *mut [u8]) };
+            match self.socket.get_ref().read(unfilled) {
                 Ok(n) => {
+                    // SAFETY: `read` wrote the first `n` bytes.
+                    unsafe { buf.assume_init(n) };
                     buf.advance(n);
                     // A short read emptied the socket's queue: the next read
                     // would only say EAGAIN, so wait for readiness instead.
