@@ -14,9 +14,11 @@
 # 2 s warm-up), with the CPU time of the workers and the LB (utime + stime
 # from /proc/<pid>/stat, warm-up included) divided by the calls: each
 # process's CPU microseconds per call. Then `hammer --find-max` finds the
-# highest rate whose p99 holds 10 ms (4 s steps), --repeat times per case,
-# the cases taking turns so that a change in the machine's load falls on all
-# of them alike. One table sums it up with each case's median max rate and
+# highest rate whose p99 holds 10 ms (4 s steps, each run --find-repeat times
+# and held when most runs hold: near the knee a single window's p99 flips
+# with any stall), --repeat times per case, the cases taking turns so that a
+# change in the machine's load falls on all of them alike. One table sums it
+# up with each case's median max rate and
 # the ratios of medians: (b)/(a), the LB hop with the same worker, and
 # (c)/(a2), the LB in front of two workers against calling the same two
 # directly (goal for both: at least 75 %), and (c)/(a). Every case uses the
@@ -25,10 +27,11 @@
 # printed with them; compare the ratios of one run.
 #
 #   scripts/bench-lb.sh [--rate 500] [--duration 10s] [--warmup 2s]
-#                       [--find-duration 4s] [--slo-p99 10ms] [--repeat 3]
+#                       [--find-duration 4s] [--find-repeat 3] [--slo-p99 10ms]
+#                       [--repeat 1]
 #
 # Short settings make a quick check, e.g. --duration 1s --warmup 0s
-# --find-duration 1s --repeat 1. Reports go to $RUN_DIR: <case>.load.json
+# --find-duration 1s --find-repeat 1. Reports go to $RUN_DIR: <case>.load.json
 # and <case>.max.<round>.json (hammer's), their .txt summaries, and the
 # processes' logs.
 #
@@ -46,18 +49,19 @@ LB1_PORT=$BASE_PORT
 W1_PORT=$((BASE_PORT + 1))
 W2_PORT=$((BASE_PORT + 2))
 LB2_PORT=$((BASE_PORT + 3))
-RATE=500 DURATION=10s WARMUP=2s FIND_DURATION=4s SLO=10ms REPEAT=3
+RATE=500 DURATION=10s WARMUP=2s FIND_DURATION=4s FIND_REPEAT=3 SLO=10ms REPEAT=1
 
 while [[ $# -gt 0 ]]; do
     case $1 in
         -h | --help) usage ;;
-        --rate | --duration | --warmup | --find-duration | --slo-p99 | --repeat)
+        --rate | --duration | --warmup | --find-duration | --find-repeat | --slo-p99 | --repeat)
             [[ -n ${2:-} ]] || die "$1 needs a value"
             case $1 in
                 --rate) RATE=$2 ;;
                 --duration) DURATION=$2 ;;
                 --warmup) WARMUP=$2 ;;
                 --find-duration) FIND_DURATION=$2 ;;
+                --find-repeat) FIND_REPEAT=$2 ;;
                 --slo-p99) SLO=$2 ;;
                 --repeat) REPEAT=$2 ;;
             esac
@@ -67,6 +71,7 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 [[ $REPEAT =~ ^[1-9][0-9]*$ ]] || die "--repeat takes a whole number from 1"
+[[ $FIND_REPEAT =~ ^[1-9][0-9]*$ ]] || die "--find-repeat takes a whole number from 1"
 command -v python3 >/dev/null || die "python3 is needed to summarise the JSON reports"
 
 PIDS=()
@@ -164,16 +169,17 @@ default_load a2 "${TARGET[a2]}" "worker=$W1_PID" "worker=$W2_PID"
 default_load c "${TARGET[c]}" "worker=$W1_PID" "worker=$W2_PID" "lb=$LB2_PID"
 for ((round = 1; round <= REPEAT; round++)); do
     for name in "${CASES[@]}"; do
-        log "case $name, round $round of $REPEAT: highest rate with p99 <= $SLO ($FIND_DURATION steps; load average $(cut -d' ' -f1-3 /proc/loadavg))"
-        hammer "$name.max.$round" "${TARGET[$name]}" --find-max --slo-p99 "$SLO" --duration "$FIND_DURATION"
+        log "case $name, round $round of $REPEAT: highest rate with p99 <= $SLO ($FIND_DURATION steps, $FIND_REPEAT runs each; load average $(cut -d' ' -f1-3 /proc/loadavg))"
+        hammer "$name.max.$round" "${TARGET[$name]}" --find-max --slo-p99 "$SLO" \
+            --duration "$FIND_DURATION" --find-repeat "$FIND_REPEAT"
     done
 done
 echo "machine: load average $(cut -d' ' -f1-3 /proc/loadavg) after the run"
 
-python3 - "$RUN_DIR" "$REPEAT" <<'PY'
+python3 - "$RUN_DIR" "$REPEAT" "$FIND_REPEAT" <<'PY'
 import json, os, statistics, sys
 
-run_dir, repeat = sys.argv[1], int(sys.argv[2])
+run_dir, repeat, find_repeat = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 cases = [("a", "(a) hammer -> worker"), ("b", "(b) hammer -> LB -> worker"),
          ("a2", "(a2) hammer -> 2 workers"), ("c", "(c) hammer -> LB -> 2 workers")]
 
@@ -228,8 +234,8 @@ def share(x, y):
     return f"{100 * median[x] / median[y]:.0f} %" if median[y] > 0 else "n/a"
 
 
-print(f"max/s is the median of {repeat} searches per case (* marks a search whose bound "
-      "was hammer's own limit)")
+print(f"max/s is the median of {repeat} search(es) per case, each step run {find_repeat} "
+      "time(s) and held when most runs held (* marks a search whose bound was hammer's own limit)")
 print(f"LB hop, same worker: through the LB, {share('b', 'a')} of the direct max rate "
       "(b)/(a) (goal: at least 75 %)")
 print(f"LB hop, two workers: through the LB, {share('c', 'a2')} of the max rate calling "

@@ -115,6 +115,11 @@ pub struct Args {
     )]
     pub slo_p99: Duration,
 
+    /// runs per --find-max step; a step holds when most of its runs hold, so one
+    /// unlucky window near the knee does not end the search (default 1)
+    #[argh(option, default = "1")]
+    pub find_repeat: usize,
+
     /// no per-second progress lines on stderr
     #[argh(switch, short = 'q')]
     pub quiet: bool,
@@ -247,6 +252,12 @@ impl Args {
         if self.find_max && self.rates.is_some() {
             return Err("--find-max and --rates are two kinds of sweep: pick one".into());
         }
+        if self.find_repeat == 0 {
+            return Err("--find-repeat must be at least 1".into());
+        }
+        if self.find_repeat > 1 && !self.find_max {
+            return Err("--find-repeat only applies to --find-max".into());
+        }
         if self.find_max && self.slo_p99.is_zero() {
             return Err("--slo-p99 must be more than 0".into());
         }
@@ -368,6 +379,9 @@ mod tests {
         assert!(parse(&["--concurrency", "0"]).is_err());
         assert!(parse(&["--duration", "0s"]).is_err());
         assert!(parse(&["--find-max", "--rates", "1,2"]).is_err());
+        assert!(parse(&["--find-max", "--find-repeat", "0"]).is_err());
+        assert!(parse(&["--find-repeat", "3"]).is_err());
+        assert!(parse(&["--find-max", "--find-repeat", "3"]).is_ok());
         assert!(Args::from_args(&["hammer"], &["http"]).is_err());
     }
 }

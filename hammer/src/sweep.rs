@@ -8,6 +8,11 @@
 //! least 95 % of the target rate came back ok. Hammer falling behind does not fail a
 //! step by itself (its lag is already inside the latency), but when the step that
 //! bounds the answer had hammer behind, the answer says it is hammer's limit.
+//!
+//! Near the knee one window's p99 is a coin toss: a stall of a few tens of
+//! milliseconds anywhere in it is enough, and a single unlucky step sends the
+//! bisection below the knee for good. `--find-repeat N` runs every step N times;
+//! the step holds when most runs hold, and its median run (by p99) stands for it.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -105,33 +110,49 @@ impl Session {
         })
     }
 
-    pub async fn find_max(&mut self, slo_p99: Duration) -> Result<FindMaxReport, String> {
+    pub async fn find_max(
+        &mut self,
+        slo_p99: Duration,
+        repeat: usize,
+    ) -> Result<FindMaxReport, String> {
         let slo_ms = slo_p99.as_secs_f64() * 1000.0;
+        let repeat = repeat.max(1);
         let mut steps: Vec<Step> = Vec::new();
         let mut good: Option<f64> = None;
         let mut bad: Option<f64> = None;
         let mut rate = self.plan.rate;
         while steps.len() < MAX_STEPS {
-            if !steps.is_empty() {
-                smol::Timer::after(SETTLE.min(self.plan.duration)).await;
+            let mut runs = Vec::with_capacity(repeat);
+            for i in 0..repeat {
+                if !steps.is_empty() || i > 0 {
+                    smol::Timer::after(SETTLE.min(self.plan.duration)).await;
+                }
+                let (report, observed) = self.run_at(rate, None).await?;
+                let verdict = holds(&report, slo_ms);
+                eprintln!(
+                    "find-max: {rate:.1}/s{} {} (p99 {:.3} ms)",
+                    if repeat > 1 {
+                        format!(" run {} of {repeat}", i + 1)
+                    } else {
+                        String::new()
+                    },
+                    match &verdict {
+                        Ok(()) => "holds".to_string(),
+                        Err(why) => format!("fails: {why}"),
+                    },
+                    report.latency_ms.p99
+                );
+                runs.push((report, observed, verdict));
+                if self.interrupted() {
+                    break;
+                }
             }
-            let hgrm = self.hgrm.as_deref().map(|p| report::per_rate_path(p, rate));
-            let (report, _) = self.run_at(rate, hgrm).await?;
-            let verdict = holds(&report, slo_ms);
-            eprintln!(
-                "find-max: {rate:.1}/s {} (p99 {:.3} ms)",
-                match &verdict {
-                    Ok(()) => "holds".to_string(),
-                    Err(why) => format!("fails: {why}"),
-                },
-                report.latency_ms.p99
-            );
-            let held = verdict.is_ok();
-            steps.push(Step {
-                held,
-                why: verdict.err().unwrap_or_default(),
-                report,
-            });
+            let (step, observed) = Step::of_runs(runs);
+            if let Some(path) = self.hgrm.as_deref() {
+                report::write_hgrm_files(&report::per_rate_path(path, rate), &observed)?;
+            }
+            let held = step.held;
+            steps.push(step);
             if self.interrupted() {
                 break;
             }
@@ -191,8 +212,43 @@ pub struct RatesReport {
 pub struct Step {
     pub held: bool,
     pub why: String,
+    /// p99 of each run at this rate, lowest first (one run unless --find-repeat).
+    pub runs_p99_ms: Vec<f64>,
+    /// The median run by p99: its figures stand for the step.
     #[serde(flatten)]
     pub report: RunReport,
+}
+
+impl Step {
+    /// One step from its runs (at least one): it holds when most of them do. The
+    /// median run's recording comes back with it.
+    fn of_runs(mut runs: Vec<(RunReport, Observed, Result<(), String>)>) -> (Step, Observed) {
+        let n = runs.len();
+        let failures: Vec<String> = runs
+            .iter()
+            .filter_map(|(_, _, verdict)| verdict.clone().err())
+            .collect();
+        let held = failures.len() * 2 < n;
+        runs.sort_by(|a, b| a.0.latency_ms.p99.total_cmp(&b.0.latency_ms.p99));
+        let runs_p99_ms = runs.iter().map(|(r, _, _)| r.latency_ms.p99).collect();
+        let (report, observed, _) = runs.swap_remove(n / 2);
+        let why = match (held, n) {
+            (true, _) => String::new(),
+            (false, 1) => failures.into_iter().next().unwrap_or_default(),
+            (false, _) => format!(
+                "{} of {n} runs failed; first: {}",
+                failures.len(),
+                failures.first().map_or("", String::as_str)
+            ),
+        };
+        let step = Step {
+            held,
+            why,
+            runs_p99_ms,
+            report,
+        };
+        (step, observed)
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -212,13 +268,20 @@ impl FindMaxReport {
         let mut text = rates_table(&runs);
         for (i, s) in self.steps.iter().enumerate() {
             text += &format!(
-                "step {:>2}: {:>10.1}/s  {}\n",
+                "step {:>2}: {:>10.1}/s  {}{}\n",
                 i + 1,
                 s.report.config.target_rate,
                 if s.held {
                     "holds".to_string()
                 } else {
                     format!("fails ({})", s.why)
+                },
+                if s.runs_p99_ms.len() > 1 {
+                    let each: Vec<String> =
+                        s.runs_p99_ms.iter().map(|p| format!("{p:.3}")).collect();
+                    format!("  [p99 ms of each run: {}]", each.join(", "))
+                } else {
+                    String::new()
                 }
             );
         }

@@ -123,3 +123,61 @@ fn find_max_lands_near_the_capacity() {
         run.stdout
     );
 }
+
+#[test]
+fn find_max_repeats_each_step_and_goes_with_the_majority() {
+    // 5 ms per call: 200 calls/s at most, as above, three runs per step.
+    let server = FakeServer::start(Arc::new(OneAtATime {
+        service: Duration::from_millis(5),
+        free_at: Mutex::new(Instant::now()),
+    }));
+    let target = server.addr.to_string();
+    let run = hammer(&[
+        "grpc",
+        "--target",
+        &target,
+        "--method",
+        "health",
+        "--find-max",
+        "--find-repeat",
+        "3",
+        "--rate",
+        "100",
+        "--slo-p99",
+        "100ms",
+        "--duration",
+        "300ms",
+        "--timeout",
+        "2s",
+    ]);
+    assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
+    let j = &run.json;
+    let steps = j["steps"].as_array().unwrap();
+    assert!(steps.iter().any(|s| s["held"] == true), "{}", run.stdout);
+    assert!(steps.iter().any(|s| s["held"] == false), "{}", run.stdout);
+    for s in steps {
+        let p99s: Vec<f64> = s["runs_p99_ms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_f64().unwrap())
+            .collect();
+        assert_eq!(p99s.len(), 3, "{s}");
+        assert!(p99s.windows(2).all(|w| w[0] <= w[1]), "{p99s:?}");
+        // The step's figures are its median run's.
+        assert_eq!(s["latency_ms"]["p99"].as_f64().unwrap(), p99s[1], "{s}");
+        // Holding needs two runs within the objective; a run within it can still
+        // fail on errors or a short rate, never the other way round.
+        let within = p99s.iter().filter(|&&p| p <= 100.0).count();
+        if s["held"] == true {
+            assert!(within >= 2, "{s}");
+        } else {
+            assert!(
+                s["why"].as_str().unwrap().contains("of 3 runs failed"),
+                "{s}"
+            );
+        }
+    }
+    assert!(run.stdout.contains("p99 ms of each run"), "{}", run.stdout);
+    assert!(run.stderr.contains("run 3 of 3"), "{}", run.stderr);
+}
