@@ -14,21 +14,25 @@
 # 2 s warm-up), with the CPU time of the workers and the LB (utime + stime
 # from /proc/<pid>/stat, warm-up included) divided by the calls: each
 # process's CPU microseconds per call. Then `hammer --find-max` finds the
-# highest rate whose p99 holds 10 ms (4 s steps, each run --find-repeat times
-# and held when most runs hold: near the knee a single window's p99 flips
-# with any stall), --repeat times per case, the cases taking turns so that a
-# change in the machine's load falls on all of them alike. One table sums it
-# up with each case's median max rate and
-# the ratios of medians: (b)/(a), the LB hop with the same worker, and
-# (c)/(a2), the LB in front of two workers against calling the same two
-# directly (goal for both: at least 75 %), and (c)/(a). Every case uses the
+# highest rate whose p99 holds 10 ms, climbing from --find-from in steps of
+# --find-step calls/s (4 s each, run --find-repeat times and held when most
+# runs hold), --repeat times per case, the cases taking turns so that a
+# change in the machine's load falls on all of them alike. Why a climb and
+# repeats: past its knee a chain of processes on two cores can collapse into
+# a backlog it does not shed at once, so a search that doubles the rate
+# lands in that collapse and bisects from there; and near the knee one 4 s
+# window's p99 flips with any stall. One table sums it up with each case's
+# median max rate and the ratios of medians: (b)/(a), the LB hop with the
+# same worker; (c)/(a2), the LB in front of two workers against calling the
+# same two directly; and (c)/(a), through the LB to two workers against one
+# worker called directly (goal for each: at least 75 %). Every case uses the
 # same query mix (seed 1). Hammer, the LB and the workers share this
 # machine, so figures depend on its cores and load: the load average is
 # printed with them; compare the ratios of one run.
 #
 #   scripts/bench-lb.sh [--rate 500] [--duration 10s] [--warmup 2s]
-#                       [--find-duration 4s] [--find-repeat 3] [--slo-p99 10ms]
-#                       [--repeat 1]
+#                       [--find-duration 4s] [--find-from 8000] [--find-step 1000]
+#                       [--find-repeat 3] [--slo-p99 10ms] [--repeat 1]
 #
 # Short settings make a quick check, e.g. --duration 1s --warmup 0s
 # --find-duration 1s --find-repeat 1. Reports go to $RUN_DIR: <case>.load.json
@@ -49,12 +53,14 @@ LB1_PORT=$BASE_PORT
 W1_PORT=$((BASE_PORT + 1))
 W2_PORT=$((BASE_PORT + 2))
 LB2_PORT=$((BASE_PORT + 3))
-RATE=500 DURATION=10s WARMUP=2s FIND_DURATION=4s FIND_REPEAT=3 SLO=10ms REPEAT=1
+RATE=500 DURATION=10s WARMUP=2s FIND_DURATION=4s FIND_FROM=8000 FIND_STEP=1000 FIND_REPEAT=3
+SLO=10ms REPEAT=1
 
 while [[ $# -gt 0 ]]; do
     case $1 in
         -h | --help) usage ;;
-        --rate | --duration | --warmup | --find-duration | --find-repeat | --slo-p99 | --repeat)
+        --rate | --duration | --warmup | --find-duration | --find-from | --find-step | \
+            --find-repeat | --slo-p99 | --repeat)
             [[ -n ${2:-} ]] || die "$1 needs a value"
             case $1 in
                 --rate) RATE=$2 ;;
@@ -62,6 +68,8 @@ while [[ $# -gt 0 ]]; do
                 --warmup) WARMUP=$2 ;;
                 --find-duration) FIND_DURATION=$2 ;;
                 --find-repeat) FIND_REPEAT=$2 ;;
+                --find-from) FIND_FROM=$2 ;;
+                --find-step) FIND_STEP=$2 ;;
                 --slo-p99) SLO=$2 ;;
                 --repeat) REPEAT=$2 ;;
             esac
@@ -169,17 +177,19 @@ default_load a2 "${TARGET[a2]}" "worker=$W1_PID" "worker=$W2_PID"
 default_load c "${TARGET[c]}" "worker=$W1_PID" "worker=$W2_PID" "lb=$LB2_PID"
 for ((round = 1; round <= REPEAT; round++)); do
     for name in "${CASES[@]}"; do
-        log "case $name, round $round of $REPEAT: highest rate with p99 <= $SLO ($FIND_DURATION steps, $FIND_REPEAT runs each; load average $(cut -d' ' -f1-3 /proc/loadavg))"
+        log "case $name, round $round of $REPEAT: highest rate with p99 <= $SLO (from $FIND_FROM/s up by $FIND_STEP/s, $FIND_DURATION steps, $FIND_REPEAT runs each; load average $(cut -d' ' -f1-3 /proc/loadavg))"
         hammer "$name.max.$round" "${TARGET[$name]}" --find-max --slo-p99 "$SLO" \
-            --duration "$FIND_DURATION" --find-repeat "$FIND_REPEAT"
+            --rate "$FIND_FROM" --find-step "$FIND_STEP" --duration "$FIND_DURATION" \
+            --find-repeat "$FIND_REPEAT"
     done
 done
 echo "machine: load average $(cut -d' ' -f1-3 /proc/loadavg) after the run"
 
-python3 - "$RUN_DIR" "$REPEAT" "$FIND_REPEAT" <<'PY'
+python3 - "$RUN_DIR" "$REPEAT" "$FIND_REPEAT" "$FIND_FROM" "$FIND_STEP" <<'PY'
 import json, os, statistics, sys
 
 run_dir, repeat, find_repeat = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+find_from, find_step = sys.argv[4], sys.argv[5]
 cases = [("a", "(a) hammer -> worker"), ("b", "(b) hammer -> LB -> worker"),
          ("a2", "(a2) hammer -> 2 workers"), ("c", "(c) hammer -> LB -> 2 workers")]
 
@@ -234,13 +244,15 @@ def share(x, y):
     return f"{100 * median[x] / median[y]:.0f} %" if median[y] > 0 else "n/a"
 
 
-print(f"max/s is the median of {repeat} search(es) per case, each step run {find_repeat} "
-      "time(s) and held when most runs held (* marks a search whose bound was hammer's own limit)")
+print(f"max/s is the median of {repeat} search(es) per case, climbing from {find_from}/s "
+      f"by {find_step}/s, each step run {find_repeat} time(s) and held when most runs held "
+      "(* marks a search whose bound was hammer's own limit)")
 print(f"LB hop, same worker: through the LB, {share('b', 'a')} of the direct max rate "
       "(b)/(a) (goal: at least 75 %)")
 print(f"LB hop, two workers: through the LB, {share('c', 'a2')} of the max rate calling "
       "them directly (c)/(a2) (goal: at least 75 %)")
-print(f"two workers behind the LB against one worker called directly: {share('c', 'a')} (c)/(a)")
+print(f"two workers behind the LB against one worker called directly: {share('c', 'a')} (c)/(a) "
+      "(goal: at least 75 %)")
 print("CPU per call: at the default load, warm-up calls and CPU included; "
       "worker us/call sums the workers'")
 PY

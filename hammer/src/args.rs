@@ -120,6 +120,11 @@ pub struct Args {
     #[argh(option, default = "1")]
     pub find_repeat: usize,
 
+    /// climb in --find-max from --rate in steps of this many requests/s instead of
+    /// doubling and bisecting, so no step overshoots the knee by more than one step
+    #[argh(option)]
+    pub find_step: Option<f64>,
+
     /// no per-second progress lines on stderr
     #[argh(switch, short = 'q')]
     pub quiet: bool,
@@ -258,6 +263,16 @@ impl Args {
         if self.find_repeat > 1 && !self.find_max {
             return Err("--find-repeat only applies to --find-max".into());
         }
+        if let Some(step) = self.find_step {
+            if !self.find_max {
+                return Err("--find-step only applies to --find-max".into());
+            }
+            if !(step.is_finite() && step >= 1.0) {
+                return Err(format!(
+                    "--find-step must be at least 1 request/s, not {step}"
+                ));
+            }
+        }
         if self.find_max && self.slo_p99.is_zero() {
             return Err("--slo-p99 must be more than 0".into());
         }
@@ -382,6 +397,9 @@ mod tests {
         assert!(parse(&["--find-max", "--find-repeat", "0"]).is_err());
         assert!(parse(&["--find-repeat", "3"]).is_err());
         assert!(parse(&["--find-max", "--find-repeat", "3"]).is_ok());
+        assert!(parse(&["--find-step", "1000"]).is_err());
+        assert!(parse(&["--find-max", "--find-step", "0"]).is_err());
+        assert!(parse(&["--find-max", "--find-step", "1000"]).is_ok());
         assert!(Args::from_args(&["hammer"], &["http"]).is_err());
     }
 }

@@ -129,7 +129,9 @@ async fn hammer(args: Args, interrupted: Arc<AtomicBool>) -> Result<ExitCode, St
         write_json(&args, &r)?;
         r.runs.iter().map(|r| r.verify.mismatches).sum()
     } else if args.find_max {
-        let r = session.find_max(args.slo_p99, args.find_repeat).await?;
+        let r = session
+            .find_max(args.slo_p99, args.find_repeat, args.find_step)
+            .await?;
         write_json(&args, &r)?;
         r.steps.iter().map(|s| s.report.verify.mismatches).sum()
     } else {

@@ -3,7 +3,11 @@
 //!
 //! The search grows the rate exponentially (×2) from `--rate` while the objective holds,
 //! then bisects between the last rate that held and the first that did not, until the
-//! two are within 5 %. A step holds when its p99 (from intended send time) is within
+//! two are within 5 %. With `--find-step S` it climbs instead, S requests/s at a time,
+//! and stops at the first step that fails (halving first if `--rate` itself fails): a
+//! system pushed far past its knee can collapse and take a while to recover, so a
+//! search that never overshoots by more than one step measures the sustainable rate
+//! more steadily than one that jumps to twice the last good rate. A step holds when its p99 (from intended send time) is within
 //! the objective, at most 0.1 % of requests failed (client-side drops included), and at
 //! least 95 % of the target rate came back ok. Hammer falling behind does not fail a
 //! step by itself (its lag is already inside the latency), but when the step that
@@ -40,8 +44,9 @@ pub struct Session {
 /// Longest pause between the runs of a sweep, so one step's backlog does not spill
 /// into the next (shorter for short steps).
 const SETTLE: Duration = Duration::from_secs(1);
-/// Most steps a --find-max search takes.
+/// Most steps a --find-max search takes (bisecting, then climbing in fixed steps).
 const MAX_STEPS: usize = 16;
+const MAX_CLIMB_STEPS: usize = 64;
 
 impl Session {
     /// One run at `rate`: measured, verified, summarised on stdout, hgrm written.
@@ -114,6 +119,7 @@ impl Session {
         &mut self,
         slo_p99: Duration,
         repeat: usize,
+        climb: Option<f64>,
     ) -> Result<FindMaxReport, String> {
         let slo_ms = slo_p99.as_secs_f64() * 1000.0;
         let repeat = repeat.max(1);
@@ -121,7 +127,12 @@ impl Session {
         let mut good: Option<f64> = None;
         let mut bad: Option<f64> = None;
         let mut rate = self.plan.rate;
-        while steps.len() < MAX_STEPS {
+        let max_steps = if climb.is_some() {
+            MAX_CLIMB_STEPS
+        } else {
+            MAX_STEPS
+        };
+        while steps.len() < max_steps {
             let mut runs = Vec::with_capacity(repeat);
             for i in 0..repeat {
                 if !steps.is_empty() || i > 0 {
@@ -161,10 +172,12 @@ impl Session {
             } else {
                 bad = Some(rate);
             }
-            rate = match (good, bad) {
-                (Some(g), None) => g * 2.0,
-                (None, Some(b)) => b / 2.0,
-                (Some(g), Some(b)) if (b - g) > (0.05 * g).max(1.0) => (g + b) / 2.0,
+            rate = match (good, bad, climb) {
+                (None, Some(b), _) => b / 2.0,
+                (Some(g), None, None) => g * 2.0,
+                (Some(g), Some(b), None) if (b - g) > (0.05 * g).max(1.0) => (g + b) / 2.0,
+                (Some(g), None, Some(step)) => g + step,
+                (Some(g), Some(b), Some(step)) if b - g > step => g + step,
                 _ => break,
             };
             if !(1.0..=10_000_000.0).contains(&rate) {

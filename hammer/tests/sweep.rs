@@ -181,3 +181,59 @@ fn find_max_repeats_each_step_and_goes_with_the_majority() {
     assert!(run.stdout.contains("p99 ms of each run"), "{}", run.stdout);
     assert!(run.stderr.contains("run 3 of 3"), "{}", run.stderr);
 }
+
+#[test]
+fn find_max_can_climb_in_fixed_steps() {
+    // 5 ms per call: 200 calls/s at most.
+    let server = FakeServer::start(Arc::new(OneAtATime {
+        service: Duration::from_millis(5),
+        free_at: Mutex::new(Instant::now()),
+    }));
+    let target = server.addr.to_string();
+    let run = hammer(&[
+        "grpc",
+        "--target",
+        &target,
+        "--method",
+        "health",
+        "--find-max",
+        "--rate",
+        "100",
+        "--find-step",
+        "40",
+        "--slo-p99",
+        "100ms",
+        "--duration",
+        "600ms",
+        "--timeout",
+        "2s",
+    ]);
+    assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
+    let j = &run.json;
+    let rates: Vec<f64> = j["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| f(s, "target_rate"))
+        .collect();
+    let held: Vec<bool> = j["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["held"] == true)
+        .collect();
+    let max = f(j, "max_rate");
+    // Up by 40/s while the steps hold, never past the first failure; a loaded
+    // machine may stop the climb early, or halve below 100/s, never overshoot.
+    assert!(max <= 260.0, "max_rate {max}: {}", run.stdout);
+    assert_eq!(held.last(), Some(&false), "{}", run.stdout);
+    let climb: Vec<f64> = rates.iter().copied().filter(|&r| r >= 100.0).collect();
+    for w in climb.windows(2) {
+        assert_eq!(w[1] - w[0], 40.0, "{rates:?}");
+    }
+    if held[0] {
+        assert!(held[..held.len() - 1].iter().all(|&h| h), "{}", run.stdout);
+        assert_eq!(max, rates[rates.len() - 2]);
+        assert_eq!(rates[rates.len() - 1], max + 40.0);
+    }
+}
