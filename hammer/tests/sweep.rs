@@ -30,6 +30,30 @@ impl Handler for OneAtATime {
     }
 }
 
+/// `hammer --find-max` with `args` against a fresh server of 200 calls/s at most
+/// (5 ms per call, one at a time): p99 objective 100 ms, 2 s timeout.
+fn find_max_at_200_per_s(args: &[&str]) -> Run {
+    let server = FakeServer::start(Arc::new(OneAtATime {
+        service: Duration::from_millis(5),
+        free_at: Mutex::new(Instant::now()),
+    }));
+    let target = server.addr.to_string();
+    let mut argv = vec![
+        "grpc",
+        "--target",
+        &target,
+        "--method",
+        "health",
+        "--find-max",
+        "--slo-p99",
+        "100ms",
+        "--timeout",
+        "2s",
+    ];
+    argv.extend_from_slice(args);
+    hammer(&argv)
+}
+
 #[test]
 fn a_list_of_rates_is_one_table() {
     let server = FakeServer::start(Arc::new(Instant_));
@@ -58,28 +82,7 @@ fn a_list_of_rates_is_one_table() {
 
 #[test]
 fn find_max_lands_near_the_capacity() {
-    // 5 ms per call: 200 calls/s at most.
-    let server = FakeServer::start(Arc::new(OneAtATime {
-        service: Duration::from_millis(5),
-        free_at: Mutex::new(Instant::now()),
-    }));
-    let target = server.addr.to_string();
-    let run = hammer(&[
-        "grpc",
-        "--target",
-        &target,
-        "--method",
-        "health",
-        "--find-max",
-        "--rate",
-        "50",
-        "--slo-p99",
-        "100ms",
-        "--duration",
-        "600ms",
-        "--timeout",
-        "2s",
-    ]);
+    let run = find_max_at_200_per_s(&["--rate", "50", "--duration", "600ms"]);
     assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
     let j = &run.json;
     assert_eq!(j["mode"], "find_max");
@@ -126,30 +129,8 @@ fn find_max_lands_near_the_capacity() {
 
 #[test]
 fn find_max_repeats_each_step_and_goes_with_the_majority() {
-    // 5 ms per call: 200 calls/s at most, as above, three runs per step.
-    let server = FakeServer::start(Arc::new(OneAtATime {
-        service: Duration::from_millis(5),
-        free_at: Mutex::new(Instant::now()),
-    }));
-    let target = server.addr.to_string();
-    let run = hammer(&[
-        "grpc",
-        "--target",
-        &target,
-        "--method",
-        "health",
-        "--find-max",
-        "--find-repeat",
-        "3",
-        "--rate",
-        "100",
-        "--slo-p99",
-        "100ms",
-        "--duration",
-        "300ms",
-        "--timeout",
-        "2s",
-    ]);
+    let run =
+        find_max_at_200_per_s(&["--find-repeat", "3", "--rate", "100", "--duration", "300ms"]);
     assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
     let j = &run.json;
     let steps = j["steps"].as_array().unwrap();
@@ -184,30 +165,7 @@ fn find_max_repeats_each_step_and_goes_with_the_majority() {
 
 #[test]
 fn find_max_can_climb_in_fixed_steps() {
-    // 5 ms per call: 200 calls/s at most.
-    let server = FakeServer::start(Arc::new(OneAtATime {
-        service: Duration::from_millis(5),
-        free_at: Mutex::new(Instant::now()),
-    }));
-    let target = server.addr.to_string();
-    let run = hammer(&[
-        "grpc",
-        "--target",
-        &target,
-        "--method",
-        "health",
-        "--find-max",
-        "--rate",
-        "100",
-        "--find-step",
-        "40",
-        "--slo-p99",
-        "100ms",
-        "--duration",
-        "600ms",
-        "--timeout",
-        "2s",
-    ]);
+    let run = find_max_at_200_per_s(&["--rate", "100", "--find-step", "40", "--duration", "600ms"]);
     assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
     let j = &run.json;
     let rates: Vec<f64> = j["steps"]
