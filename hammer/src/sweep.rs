@@ -7,11 +7,13 @@
 //! and stops at the first step that fails (halving first if `--rate` itself fails): a
 //! system pushed far past its knee can collapse and take a while to recover, so a
 //! search that never overshoots by more than one step measures the sustainable rate
-//! more steadily than one that jumps to twice the last good rate. A step holds when its p99 (from intended send time) is within
-//! the objective, at most 0.1 % of requests failed (client-side drops included), and at
-//! least 95 % of the target rate came back ok. Hammer falling behind does not fail a
-//! step by itself (its lag is already inside the latency), but when the step that
-//! bounds the answer had hammer behind, the answer says it is hammer's limit.
+//! more steadily than one that jumps to twice the last good rate.
+//!
+//! A step holds when its p99 (from intended send time) is within the objective, at
+//! most 0.1 % of requests failed (client-side drops included), and at least 95 % of
+//! the target rate came back ok. Hammer falling behind does not fail a step by itself
+//! (its lag is already inside the latency), but when the step that bounds the answer
+//! had hammer behind, the answer says it is hammer's limit.
 //!
 //! Near the knee one window's p99 is a coin toss: a stall of a few tens of
 //! milliseconds anywhere in it is enough, and a single unlucky step sends the
@@ -44,8 +46,9 @@ pub struct Session {
 /// Longest pause between the runs of a sweep, so one step's backlog does not spill
 /// into the next (shorter for short steps).
 const SETTLE: Duration = Duration::from_secs(1);
-/// Most steps a --find-max search takes (bisecting, then climbing in fixed steps).
+/// Most steps a --find-max search takes when it doubles and bisects.
 const MAX_STEPS: usize = 16;
+/// Most steps a --find-max search takes when it climbs in fixed steps.
 const MAX_CLIMB_STEPS: usize = 64;
 
 impl Session {
