@@ -135,13 +135,7 @@ start_lb() { # name port workers (host:port,...) how-many; leaves its pid in $ST
 
 CLK_TCK=$(getconf CLK_TCK)
 # The machine's CPU time so far, as "steal total" in clock ticks.
-cpu_times() {
-    local cpu fields total=0 f
-    read -r cpu fields <<<"$(head -1 /proc/stat)"
-    read -ra fields <<<"$fields"
-    for f in "${fields[@]:0:8}"; do total=$((total + f)); done
-    echo "${fields[7]} $total"
-}
+cpu_times() { awk 'NR == 1 { for (i = 2; i <= 9; i++) t += $i; print $9, t; exit }' /proc/stat; }
 # Steal time since the snapshot $1 ("steal total"), in per cent of CPU time.
 steal_since() {
     awk -v s0="${1% *}" -v t0="${1#* }" -v now="$(cpu_times)" 'BEGIN {
@@ -218,11 +212,9 @@ for ((round = 1; round <= REPEAT; round++)); do
                 echo "$steal" >"$RUN_DIR/$report.steal"
             fi
             below "$MAX_STEAL" "$steal" || break
-            if ((attempt < STEAL_RETRIES)); then
-                log "case $name: the host stole $steal % of the CPU time during that search (more than --max-steal $MAX_STEAL): running it again"
-            else
-                log "case $name: the host stole $steal % of the CPU time during that search too; keeping the attempt with the least"
-            fi
+            next="running it again"
+            ((attempt < STEAL_RETRIES)) || next="no retries left; keeping the attempt with the least"
+            log "case $name: the host stole $steal % of the CPU time during that search (more than --max-steal $MAX_STEAL): $next"
         done
         rm -f "$RUN_DIR/$report.try".*
     done
