@@ -35,9 +35,18 @@ done
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# The AMQP port and the distribution port (10,000 above it) are both kept
+# below the kernel's ephemeral range: a port in that range can be taken at any
+# moment as the local end of some outgoing connection, or still be held by one
+# in TIME_WAIT, which a connect test does not see, and then the node cannot
+# bind it and exits.
 pick_port() {
+    local first span
+    first=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    span=$((first - 10000 - 10000))
+    ((span >= 1000)) || span=1000
     for _ in $(seq 1 50); do
-        local p=$((20000 + RANDOM % 20000))
+        local p=$((10000 + RANDOM % span))
         if port_free "$p" && port_free $((p + 10000)); then echo "$p"; return; fi
     done
     die "no free port found"
@@ -57,9 +66,19 @@ node_env() {
     export RABBITMQ_CONFIG_FILE="$DIR/rabbitmq"        # .conf added by RabbitMQ
     export RABBITMQ_ADVANCED_CONFIG_FILE="$DIR/advanced.config"
     export RABBITMQ_CONF_ENV_FILE="$DIR/rabbitmq-env.conf"
+    export ERL_CRASH_DUMP="$DIR/erl_crash.dump" # not in the caller's folder
 }
 
 ctl() { "$RABBIT_BIN/rabbitmqctl" -n "$NODE" "$@"; }
+
+# Why a start failed, on stderr: a test removes DIR when it gives up, so the
+# files named in the error message may be gone by the time anyone looks.
+show_failure() {
+    echo "--- last lines of $DIR/server.out:" >&2
+    tail -n 20 "$DIR/server.out" >&2 2>/dev/null || true
+    echo "--- errors in $DIR/log:" >&2
+    grep -h -i -E 'error|crash|eaddrinuse|failed' "$DIR"/log/*.log 2>/dev/null | tail -n 20 >&2 || true
+}
 
 load_dir() {
     [[ -n "$DIR" ]] || die "--dir is required"
@@ -89,6 +108,7 @@ case $cmd in
         fi
         node_env
         port_free "$PORT" || die "port $PORT is taken"
+        port_free $((PORT + 10000)) || die "port $((PORT + 10000)) (distribution) is taken"
         log "starting $NODE on 127.0.0.1:$PORT (data in $DIR)"
         nohup "$RABBIT_BIN/rabbitmq-server" >>"$DIR/server.out" 2>&1 &
         echo $! >"$DIR/server.pid"
@@ -99,10 +119,13 @@ case $cmd in
                     "$DIR" "$NODE" "$PORT" "amqp://guest:guest@127.0.0.1:$PORT/%2f"
                 exit 0
             fi
-            kill -0 "$(cat "$DIR/server.pid")" 2>/dev/null \
-                || die "the node exited; see $DIR/server.out and $DIR/log"
+            kill -0 "$(cat "$DIR/server.pid")" 2>/dev/null || {
+                show_failure
+                die "the node exited; see $DIR/server.out and $DIR/log"
+            }
             sleep 0.5
         done
+        show_failure
         die "the node did not start within 60 s; see $DIR/server.out"
         ;;
     stop)
