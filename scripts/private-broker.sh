@@ -35,19 +35,21 @@ done
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# The AMQP port and the distribution port (10,000 above it) are both kept
+# The AMQP port and the distribution port (DIST_OFFSET above it) are both kept
 # below the kernel's ephemeral range: a port in that range can be taken at any
 # moment as the local end of some outgoing connection, or still be held by one
 # in TIME_WAIT, which a connect test does not see, and then the node cannot
 # bind it and exits.
+DIST_OFFSET=10000 # the distribution port is the AMQP port plus this
+LOWEST_PORT=10000
 pick_port() {
     local first span
     first=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-    span=$((first - 10000 - 10000))
+    span=$((first - LOWEST_PORT - DIST_OFFSET))
     ((span >= 1000)) || span=1000
     for _ in $(seq 1 50); do
-        local p=$((10000 + RANDOM % span))
-        if port_free "$p" && port_free $((p + 10000)); then echo "$p"; return; fi
+        local p=$((LOWEST_PORT + RANDOM % span))
+        if port_free "$p" && port_free $((p + DIST_OFFSET)); then echo "$p"; return; fi
     done
     die "no free port found"
 }
@@ -58,7 +60,7 @@ node_env() {
     export RABBITMQ_NODENAME="$NODE"
     export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
     export RABBITMQ_NODE_PORT="$PORT"
-    export RABBITMQ_DIST_PORT=$((PORT + 10000))
+    export RABBITMQ_DIST_PORT=$((PORT + DIST_OFFSET))
     export RABBITMQ_MNESIA_BASE="$DIR/mnesia"
     export RABBITMQ_LOG_BASE="$DIR/log"
     export RABBITMQ_PID_FILE="$DIR/rabbitmq.pid"
@@ -108,7 +110,7 @@ case $cmd in
         fi
         node_env
         port_free "$PORT" || die "port $PORT is taken"
-        port_free $((PORT + 10000)) || die "port $((PORT + 10000)) (distribution) is taken"
+        port_free $((PORT + DIST_OFFSET)) || die "port $((PORT + DIST_OFFSET)) (distribution) is taken"
         log "starting $NODE on 127.0.0.1:$PORT (data in $DIR)"
         nohup "$RABBIT_BIN/rabbitmq-server" >>"$DIR/server.out" 2>&1 &
         echo $! >"$DIR/server.pid"
