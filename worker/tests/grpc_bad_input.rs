@@ -87,7 +87,12 @@ async fn raw_call(addr: SocketAddr, raw: Raw) -> Reply {
         .unwrap();
     let n = raw.body.len();
     for (i, chunk) in raw.body.into_iter().enumerate() {
-        stream.send_data(chunk, raw.end && i + 1 == n).unwrap();
+        // The server may answer from the headers alone (wrong content type,
+        // a deadline already past) and close the stream before the body is
+        // all sent; its answer is what is checked below.
+        if stream.send_data(chunk, raw.end && i + 1 == n).is_err() {
+            break;
+        }
     }
     let (parts, mut body) = response.await.unwrap().into_parts();
     let mut data = Vec::new();
