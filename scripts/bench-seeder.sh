@@ -11,7 +11,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
+case ${1:-} in -h | --help) usage ;; esac
 sizes=("$@")
+for n in "${sizes[@]}"; do
+    [[ $n =~ ^[1-9][0-9]*$ ]] || die "not a number of sales: $n (see --help)"
+done
 [ ${#sizes[@]} -gt 0 ] || sizes=(1000000 10000000)
 
 build_release -p seeder

@@ -5,8 +5,14 @@
 # pika, protobuf) in a private virtualenv, and a RabbitMQ broker at AMQP_URL
 # (default amqp://guest:guest@127.0.0.1:5672/%2f). Under CI=true a missing
 # piece is an error, never a reason to skip.
+#
+#   scripts/test.sh [cargo test arguments, e.g. -p lb or a test name]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+case ${1:-} in
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+esac
 
 log() { printf '[test.sh] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
