@@ -12,34 +12,24 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
 /// Runs `cmd` to its end, killing it (and failing) after `within`.
 fn run(cmd: &mut Command, within: Duration) -> Output {
-    let mut child = cmd
+    let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    let start = Instant::now();
-    while child.try_wait().expect("try_wait").is_none() {
-        if start.elapsed() > within {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("wait");
-            panic!(
-                "{cmd:?} still running after {within:?}\nstderr:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    match rx.recv_timeout(within) {
+        Ok(out) => out.expect("wait"),
+        Err(_) => {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            panic!("{cmd:?} still running after {within:?}");
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
-    child.wait_with_output().expect("wait")
 }
 
 /// A port `p` with `p` and `p + 1` both free right now.
@@ -81,7 +71,7 @@ fn rpc_cluster_script_starts_serves_and_stops() {
     for name in ["worker", "seeder"] {
         bin(name);
     }
-    let script = repo().join("scripts/rpc-cluster.sh");
+    let script = repo_root().join("scripts/rpc-cluster.sh");
     let cluster = |args: &[&str]| {
         let mut cmd = Command::new(&script);
         cmd.args(args)
@@ -232,7 +222,7 @@ fn every_script_answers_help_without_building() {
         std::env::var("PATH").unwrap_or_default()
     );
 
-    let mut scripts: Vec<PathBuf> = std::fs::read_dir(repo().join("scripts"))
+    let mut scripts: Vec<PathBuf> = std::fs::read_dir(repo_root().join("scripts"))
         .expect("scripts/")
         .map(|e| e.expect("entry").path())
         .filter(|p| p.extension().is_some_and(|x| x == "sh"))

@@ -271,7 +271,8 @@ pub fn python() -> String {
     python
 }
 
-fn repo_root() -> PathBuf {
+/// The workspace's root directory.
+pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("workspace root")
