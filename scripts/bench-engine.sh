@@ -12,7 +12,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-case ${1:-} in -h | --help) usage ;; esac
 [ "${1:-}" != "--" ] || shift
 
 build_release -p seeder

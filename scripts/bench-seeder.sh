@@ -11,7 +11,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-case ${1:-} in -h | --help) usage ;; esac
 sizes=("$@")
 for n in "${sizes[@]}"; do
     [[ $n =~ ^[1-9][0-9]*$ ]] || die "not a number of sales: $n (see --help)"

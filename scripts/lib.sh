@@ -25,6 +25,10 @@ usage() {
     exit "${1:-0}"
 }
 
+# Every script that sources this answers -h or --help as its first argument,
+# before it builds or starts anything.
+case ${1:-} in -h | --help) usage ;; esac
+
 # Whether the process of pid file $1 is running.
 alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 

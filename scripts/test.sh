@@ -9,13 +9,7 @@
 #   scripts/test.sh [cargo test arguments, e.g. -p lb or a test name]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-case ${1:-} in
-    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-esac
-
-log() { printf '[test.sh] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+source scripts/lib.sh
 
 # --- Python peers we did not write -------------------------------------------
 VENV=${TEST_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/sales-study/venv}
