@@ -164,22 +164,32 @@ pub fn start_worker(db: &Path, port: u16, id: &str) -> Proc {
 /// Starts the LB in front of `workers` (ports on 127.0.0.1), with health
 /// checks every 200 ms, plus `extra` arguments; returns it and its port.
 pub fn start_lb(workers: &[u16], extra: &[&str]) -> (Proc, u16) {
+    let level = std::env::var("LB_LOG").unwrap_or_else(|_| "warn".into());
+    spawn_lb(workers, extra, |cmd| {
+        cmd.env("RUST_LOG", level);
+    })
+}
+
+/// [`start_lb`] logging at info into the file `log`.
+pub fn start_lb_logging(workers: &[u16], extra: &[&str], log: &Path) -> (Proc, u16) {
+    let file = std::fs::File::create(log).expect("create the LB's log file");
+    spawn_lb(workers, extra, |cmd| {
+        cmd.env("RUST_LOG", "info").stderr(file);
+    })
+}
+
+fn spawn_lb(workers: &[u16], extra: &[&str], setup: impl FnOnce(&mut Command)) -> (Proc, u16) {
     let port = free_port();
     let list: Vec<String> = workers.iter().map(|&p| local(p).to_string()).collect();
-    let lb = Proc::spawn(
-        "lb",
-        Command::new(bin("lb"))
-            .arg("--listen")
-            .arg(local(port).to_string())
-            .arg("--workers")
-            .arg(list.join(","))
-            .args(["--health-interval", "200ms"])
-            .args(extra)
-            .env(
-                "RUST_LOG",
-                std::env::var("LB_LOG").unwrap_or_else(|_| "warn".into()),
-            ),
-    );
+    let mut cmd = Command::new(bin("lb"));
+    cmd.arg("--listen")
+        .arg(local(port).to_string())
+        .arg("--workers")
+        .arg(list.join(","))
+        .args(["--health-interval", "200ms"])
+        .args(extra);
+    setup(&mut cmd);
+    let lb = Proc::spawn("lb", &mut cmd);
     wait_listening(port, Duration::from_secs(10));
     (lb, port)
 }
@@ -392,4 +402,60 @@ pub async fn paced_load(
         outcomes.push(t.await);
     }
     outcomes
+}
+
+/// Waits until the file `log` has a line containing `needle`.
+pub fn wait_for_line(log: &Path, needle: &str, within: Duration) {
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.lines().any(|l| l.contains(needle)) {
+            return;
+        }
+        assert!(
+            start.elapsed() < within,
+            "no line with {needle:?} after {within:?}; the log:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One line of the LB's per-worker summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub calls: u64,
+    pub errors: u64,
+    pub healthy: bool,
+}
+
+/// The per-worker summary lines of an LB log, in order, with the port of the
+/// worker each is about (the workers of these tests are on 127.0.0.1).
+pub fn summaries(log: &str) -> Vec<(u16, Summary)> {
+    log.lines()
+        .filter_map(|line| {
+            // "worker 127.0.0.1:P: N calls (+K), M in flight, E errors, healthy"
+            let (_, rest) = line.split_once("] worker 127.0.0.1:")?;
+            let (port, rest) = rest.split_once(": ")?;
+            let w: Vec<&str> = rest.split_whitespace().collect();
+            if w.len() != 9 || w[1] != "calls" || w[7] != "errors," {
+                return None;
+            }
+            let summary = Summary {
+                calls: w[0].parse().ok()?,
+                errors: w[6].parse().ok()?,
+                healthy: w[8] == "healthy",
+            };
+            Some((port.parse().ok()?, summary))
+        })
+        .collect()
+}
+
+/// The last summary logged about the worker on `port`.
+pub fn last_summary(log: &str, port: u16) -> Summary {
+    summaries(log)
+        .into_iter()
+        .rev()
+        .find(|(p, _)| *p == port)
+        .map(|(_, s)| s)
+        .unwrap_or_else(|| panic!("no summary of worker :{port} in the log:\n{log}"))
 }

@@ -18,10 +18,12 @@ milliseconds the server sees before the deadline (-1 without one).
 --delay makes every GetSalesMetrics call take that many seconds, for
 balancing tests that need one deterministically slow worker;
 --health-delay does the same to Health/Check, for a worker that is up but
-does not answer its health checks in time.
+does not answer its health checks in time; --unavailable makes every
+GetSalesMetrics call fail with UNAVAILABLE while Health/Check still answers
+SERVING, for a worker that passes its checks but cannot serve.
 
 Usage: grpcio_worker.py --port N --id NAME [--delay SECONDS]
-                        [--health-delay SECONDS]
+                        [--health-delay SECONDS] [--unavailable]
 (--port 0 picks a free port). Prints "listening on 127.0.0.1:PORT" once
 serving. Stops gracefully on SIGTERM/SIGINT. The stubs (sales_pb2, health_pb2
 and their _grpc modules) must be on PYTHONPATH: generate them with
@@ -63,9 +65,10 @@ def derived_response(request, worker_id):
 
 
 class Simulation(sales_pb2_grpc.SimulationServiceServicer):
-    def __init__(self, worker_id, delay):
+    def __init__(self, worker_id, delay, unavailable):
         self.worker_id = worker_id
         self.delay = delay
+        self.unavailable = unavailable
         self.in_flight = 0
         self.lock = threading.Lock()
 
@@ -75,6 +78,8 @@ class Simulation(sales_pb2_grpc.SimulationServiceServicer):
         try:
             if self.delay > 0:
                 time.sleep(self.delay)
+            if self.unavailable:
+                context.abort(grpc.StatusCode.UNAVAILABLE, "unavailable on purpose")
             if request.region == "fail":
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, FAIL_MESSAGE)
             if request.region == "slow":
@@ -114,10 +119,13 @@ def main():
     parser.add_argument("--id", required=True)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds per GetSalesMetrics")
     parser.add_argument("--health-delay", type=float, default=0.0, help="seconds per Health/Check")
+    parser.add_argument(
+        "--unavailable", action="store_true", help="fail every GetSalesMetrics with UNAVAILABLE"
+    )
     args = parser.parse_args()
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=64))
-    sales_pb2_grpc.add_SimulationServiceServicer_to_server(Simulation(args.id, args.delay), server)
+    sales_pb2_grpc.add_SimulationServiceServicer_to_server(Simulation(args.id, args.delay, args.unavailable), server)
     health_pb2_grpc.add_HealthServicer_to_server(Health(args.health_delay), server)
     port = server.add_insecure_port(f"127.0.0.1:{args.port}")
     if port == 0:
