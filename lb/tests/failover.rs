@@ -16,6 +16,17 @@ use proto::{SalesRequest, ServingStatus};
 
 const HEALTH_INTERVAL: Duration = Duration::from_millis(200);
 
+/// Starts a paced load (see `paced_load`) in the background, from now.
+fn spawn_load(
+    lb: &proto::grpc::Channel,
+    req: &SalesRequest,
+    rate: u32,
+    length: Duration,
+) -> smol::Task<Vec<Outcome>> {
+    let (lb, req) = (lb.clone(), req.clone());
+    smol::spawn(async move { paced_load(&lb, rate, length, &req).await })
+}
+
 /// Calls through the LB until two different workers have answered.
 async fn both_serve(lb: &proto::grpc::Channel, req: &SalesRequest) {
     let start = Instant::now();
@@ -55,10 +66,7 @@ fn a_killed_worker_costs_no_call_and_returns_when_restarted() {
 
         // 250 calls/s for 6 s; kill w-a at 1.5 s, restart it at 3 s.
         let t0 = Instant::now();
-        let load = smol::spawn({
-            let (lb, req) = (lb.clone(), req.clone());
-            async move { paced_load(&lb, 250, Duration::from_secs(6), &req).await }
-        });
+        let load = spawn_load(&lb, &req, 250, Duration::from_secs(6));
         smol::Timer::at(t0 + Duration::from_millis(1500)).await;
         a.kill();
         let killed = t0.elapsed();
@@ -68,14 +76,7 @@ fn a_killed_worker_costs_no_call_and_returns_when_restarted() {
         let ready = t0.elapsed();
         let outcomes = load.await;
 
-        let failed: Vec<_> = outcomes.iter().filter(|o| o.result.is_err()).collect();
-        assert!(
-            failed.is_empty(),
-            "{} of {} calls failed, first {:?}",
-            failed.len(),
-            outcomes.len(),
-            failed.first()
-        );
+        assert_no_call_failed(&outcomes, "");
         let by_a = |o: &&Outcome| o.result.as_deref() == Ok("w-a");
         let dead_time = killed + Duration::from_millis(50)..ready;
         assert!(
@@ -143,10 +144,7 @@ fn a_worker_stopped_with_sigterm_under_load_costs_no_call() {
 
         // 250 calls/s for 4 s; SIGTERM w-a at 1.5 s.
         let t0 = Instant::now();
-        let load = smol::spawn({
-            let (lb, req) = (lb.clone(), req.clone());
-            async move { paced_load(&lb, 250, Duration::from_secs(4), &req).await }
-        });
+        let load = spawn_load(&lb, &req, 250, Duration::from_secs(4));
         smol::Timer::at(t0 + Duration::from_millis(1500)).await;
         let signalled = t0.elapsed();
         let (code, _a) = smol::unblock(move || {
@@ -158,13 +156,9 @@ fn a_worker_stopped_with_sigterm_under_load_costs_no_call() {
         assert_eq!(code, Some(0), "w-a's exit status after SIGTERM");
         let outcomes = load.await;
 
-        let failed: Vec<_> = outcomes.iter().filter(|o| o.result.is_err()).collect();
-        assert!(
-            failed.is_empty(),
-            "{} of {} calls failed (SIGTERM at {signalled:?}, exit at {exited:?}), first {:?}",
-            failed.len(),
-            outcomes.len(),
-            failed.first()
+        assert_no_call_failed(
+            &outcomes,
+            &format!(" (SIGTERM at {signalled:?}, exit at {exited:?})"),
         );
         let by = |id: &str, from: Duration, to: Duration| {
             outcomes

@@ -38,8 +38,7 @@ fn transitions_and_a_periodic_summary_are_logged_never_a_line_per_call() {
         };
         paced_load(&lb, RATE, Duration::from_secs(1), &req).await
     });
-    let failed = outcomes.iter().filter(|o| o.result.is_err()).count();
-    assert_eq!(failed, 0, "{failed} of {} calls failed", outcomes.len());
+    assert_no_call_failed(&outcomes, "");
 
     // w-b dies while idle: one "down", however many checks fail after it.
     b.kill();

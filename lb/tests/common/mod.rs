@@ -404,6 +404,19 @@ pub async fn paced_load(
     outcomes
 }
 
+/// Asserts that every call of a load succeeded, naming the first that did
+/// not; `context` is appended to the message.
+pub fn assert_no_call_failed(outcomes: &[Outcome], context: &str) {
+    let failed: Vec<_> = outcomes.iter().filter(|o| o.result.is_err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} calls failed{context}, first {:?}",
+        failed.len(),
+        outcomes.len(),
+        failed.first()
+    );
+}
+
 /// Waits until the file `log` has a line containing `needle`.
 pub fn wait_for_line(log: &Path, needle: &str, within: Duration) {
     let start = Instant::now();
