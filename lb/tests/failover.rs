@@ -27,8 +27,11 @@ fn spawn_load(
     smol::spawn(async move { paced_load(&lb, rate, length, &req).await })
 }
 
-/// Calls through the LB until two different workers have answered.
-async fn both_serve(lb: &proto::grpc::Channel, req: &SalesRequest) {
+/// Connects to the LB on `port`, waits until it is SERVING, then calls it
+/// until two different workers have answered.
+async fn connect_when_both_serve(port: u16, req: &SalesRequest) -> proto::grpc::Channel {
+    let lb = connect(port).await;
+    wait_serving(&lb, Duration::from_secs(5)).await;
     let start = Instant::now();
     let mut seen = std::collections::BTreeSet::new();
     while seen.len() < 2 {
@@ -37,12 +40,13 @@ async fn both_serve(lb: &proto::grpc::Channel, req: &SalesRequest) {
             "only {seen:?} serve"
         );
         seen.insert(
-            metrics(lb, req)
+            metrics(&lb, req)
                 .await
                 .expect("warm-up call")
                 .region_processed,
         );
     }
+    lb
 }
 
 #[test]
@@ -60,9 +64,7 @@ fn a_killed_worker_costs_no_call_and_returns_when_restarted() {
     };
 
     smol::block_on(async {
-        let lb = connect(port).await;
-        wait_serving(&lb, Duration::from_secs(5)).await;
-        both_serve(&lb, &req).await;
+        let lb = connect_when_both_serve(port, &req).await;
 
         // 250 calls/s for 6 s; kill w-a at 1.5 s, restart it at 3 s.
         let t0 = Instant::now();
@@ -138,9 +140,7 @@ fn a_worker_stopped_with_sigterm_under_load_costs_no_call() {
     };
 
     smol::block_on(async {
-        let lb = connect(port).await;
-        wait_serving(&lb, Duration::from_secs(5)).await;
-        both_serve(&lb, &req).await;
+        let lb = connect_when_both_serve(port, &req).await;
 
         // 250 calls/s for 4 s; SIGTERM w-a at 1.5 s.
         let t0 = Instant::now();
