@@ -135,11 +135,16 @@ pub fn seed_db(dir: &TempDir) -> PathBuf {
 
 /// Waits until something accepts connections on `port`.
 pub fn wait_listening(port: u16, within: Duration) {
+    wait_listening_on(local(port), within)
+}
+
+/// Waits until something accepts connections on `addr`.
+pub fn wait_listening_on(addr: SocketAddr, within: Duration) {
     let start = Instant::now();
-    while TcpStream::connect(local(port)).is_err() {
+    while TcpStream::connect(addr).is_err() {
         assert!(
             start.elapsed() < within,
-            "nothing listens on {port} after {within:?}"
+            "nothing listens on {addr} after {within:?}"
         );
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -147,17 +152,22 @@ pub fn wait_listening(port: u16, within: Duration) {
 
 /// Starts our worker binary on `port` and waits until it listens.
 pub fn start_worker(db: &Path, port: u16, id: &str) -> Proc {
+    start_worker_on(db, local(port), id)
+}
+
+/// Starts our worker binary on `addr` and waits until it listens.
+pub fn start_worker_on(db: &Path, addr: SocketAddr, id: &str) -> Proc {
     let w = Proc::spawn(
         &format!("worker {id}"),
         Command::new(bin("worker"))
             .arg("--listen")
-            .arg(local(port).to_string())
+            .arg(addr.to_string())
             .arg("--db")
             .arg(db)
             .args(["--id", id, "--threads", "2"])
             .env("RUST_LOG", "warn"),
     );
-    wait_listening(port, Duration::from_secs(10));
+    wait_listening_on(addr, Duration::from_secs(10));
     w
 }
 
@@ -441,14 +451,14 @@ pub struct Summary {
     pub healthy: bool,
 }
 
-/// The per-worker summary lines of an LB log, in order, with the port of the
-/// worker each is about (the workers of these tests are on 127.0.0.1).
-pub fn summaries(log: &str) -> Vec<(u16, Summary)> {
+/// The per-worker summary lines of an LB log, in order, with the address of
+/// the worker each is about.
+pub fn summaries_by_addr(log: &str) -> Vec<(SocketAddr, Summary)> {
     log.lines()
         .filter_map(|line| {
             // "worker 127.0.0.1:P: N calls (+K), M in flight, E errors, healthy"
-            let (_, rest) = line.split_once("] worker 127.0.0.1:")?;
-            let (port, rest) = rest.split_once(": ")?;
+            let (_, rest) = line.split_once("] worker ")?;
+            let (addr, rest) = rest.split_once(": ")?;
             let w: Vec<&str> = rest.split_whitespace().collect();
             if w.len() != 9 || w[1] != "calls" || w[7] != "errors," {
                 return None;
@@ -458,8 +468,17 @@ pub fn summaries(log: &str) -> Vec<(u16, Summary)> {
                 errors: w[6].parse().ok()?,
                 healthy: w[8] == "healthy",
             };
-            Some((port.parse().ok()?, summary))
+            Some((addr.parse().ok()?, summary))
         })
+        .collect()
+}
+
+/// [`summaries_by_addr`] for workers on 127.0.0.1, by port.
+pub fn summaries(log: &str) -> Vec<(u16, Summary)> {
+    summaries_by_addr(log)
+        .into_iter()
+        .filter(|(addr, _)| addr.ip() == local(0).ip())
+        .map(|(addr, s)| (addr.port(), s))
         .collect()
 }
 
