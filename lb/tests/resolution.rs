@@ -51,10 +51,10 @@ fn every_address_of_the_name_is_a_worker_and_the_name_is_resolved_again() {
             read(&log)
         );
     }
+    let text = read(&log);
     assert!(
-        !summaries_by_addr(&read(&log)).iter().any(|(x, _)| *x == c),
-        "{c} is not in the name yet but has a summary; the log:\n{}",
-        read(&log)
+        latest_summary_of(&text, c).is_none(),
+        "{c} is not in the name yet but has a summary; the log:\n{text}"
     );
 
     // The name moves from a to c: c joins, a leaves, and a's worker goes away.
@@ -76,9 +76,7 @@ fn every_address_of_the_name_is_a_worker_and_the_name_is_resolved_again() {
     let after_removal = &text[text.find(&removed).expect("seen above")..];
     assert!(
         !after_removal.contains(&format!("worker {a} down"))
-            && !summaries_by_addr(after_removal)
-                .iter()
-                .any(|(x, _)| *x == a),
+            && latest_summary_of(after_removal, a).is_none(),
         "{a} was still called, checked or summed up after its removal; the log:\n{text}"
     );
 }
@@ -176,13 +174,7 @@ fn calls_logged<const N: usize>(log: &Path, addrs: [SocketAddr; N], total: u64) 
     let start = Instant::now();
     loop {
         let text = read(log);
-        let all = summaries_by_addr(&text);
-        let counts = addrs.map(|addr| {
-            all.iter()
-                .rev()
-                .find(|(x, _)| *x == addr)
-                .map_or(0, |(_, s)| s.calls)
-        });
+        let counts = addrs.map(|addr| latest_summary_of(&text, addr).map_or(0, |s| s.calls));
         if counts.iter().sum::<u64>() == total {
             return counts;
         }

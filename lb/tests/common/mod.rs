@@ -482,12 +482,17 @@ pub fn summaries(log: &str) -> Vec<(u16, Summary)> {
         .collect()
 }
 
-/// The last summary logged about the worker on `port`.
-pub fn last_summary(log: &str, port: u16) -> Summary {
-    summaries(log)
+/// The last summary logged about the worker at `addr`, if any.
+pub fn latest_summary_of(log: &str, addr: SocketAddr) -> Option<Summary> {
+    summaries_by_addr(log)
         .into_iter()
         .rev()
-        .find(|(p, _)| *p == port)
+        .find(|(a, _)| *a == addr)
         .map(|(_, s)| s)
+}
+
+/// The last summary logged about the worker on `port`.
+pub fn last_summary(log: &str, port: u16) -> Summary {
+    latest_summary_of(log, local(port))
         .unwrap_or_else(|| panic!("no summary of worker :{port} in the log:\n{log}"))
 }
