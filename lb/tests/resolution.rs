@@ -6,7 +6,8 @@
 //! mount namespace of its own (`unshare`), where that file is bind-mounted
 //! over /etc/hosts: nothing outside the LB's namespace sees it. The workers
 //! listen on one port of three loopback addresses, as replicas would on three
-//! container addresses.
+//! container addresses. Last, the name stops resolving, as during a DNS
+//! outage, and the LB must keep its last addresses rather than empty its pool.
 
 mod common;
 
@@ -22,7 +23,7 @@ const NAME: &str = "workers.lb-test";
 const CALLS: u32 = 200;
 
 #[test]
-fn every_address_of_the_name_is_a_worker_and_the_name_is_resolved_again() {
+fn every_address_of_the_name_is_a_worker_resolved_again_and_kept_when_lookups_fail() {
     let unshare = unshare_args();
     let dir = TempDir::new("resolution");
     let db = seed_db(&dir);
@@ -66,7 +67,8 @@ fn every_address_of_the_name_is_a_worker_and_the_name_is_resolved_again() {
     std::thread::sleep(Duration::from_millis(300));
     worker_a.kill();
     assert_no_call_failed(&load(&lb), " after the name moved from a to c");
-    let [_, on_c] = calls_logged(&log, [b, c], on_b + u64::from(CALLS));
+    let total = on_b + u64::from(CALLS);
+    let [_, on_c] = calls_logged(&log, [b, c], total);
     assert!(
         on_c >= u64::from(CALLS / 10),
         "{on_c} of {CALLS} calls went to {c}; the log:\n{}",
@@ -79,6 +81,31 @@ fn every_address_of_the_name_is_a_worker_and_the_name_is_resolved_again() {
             && latest_summary_of(after_removal, a).is_none(),
         "{a} was still called, checked or summed up after its removal; the log:\n{text}"
     );
+
+    // The name stops resolving: the LB keeps b and c, its last answer, and
+    // goes on serving through them.
+    write_hosts(&hosts, &[]);
+    let failed = format!("{NAME}:{port}: cannot resolve");
+    wait_for_line(&log, &failed, Duration::from_secs(5));
+    let before = calls_logged(&log, [b, c], total);
+    assert_no_call_failed(&load(&lb), " after the name stopped resolving");
+    let after = calls_logged(&log, [b, c], total + u64::from(CALLS));
+    for ((addr, was), now) in [b, c].into_iter().zip(before).zip(after) {
+        assert!(
+            now - was >= u64::from(CALLS / 10),
+            "{} of {CALLS} calls went to {addr} once the name stopped resolving; the log:\n{}",
+            now - was,
+            read(&log)
+        );
+    }
+    let text = read(&log);
+    let unresolved = &text[text.find(&failed).expect("seen above")..];
+    for addr in [b, c] {
+        assert!(
+            !unresolved.contains(&format!("worker {addr} removed")),
+            "{addr} was removed when the name stopped resolving; the log:\n{text}"
+        );
+    }
 }
 
 /// The `unshare` arguments that give a process a mount namespace of its own
@@ -117,22 +144,29 @@ fn write_hosts(hosts: &Path, addrs: &[SocketAddr]) {
     std::fs::write(hosts, text).expect("write the hosts file");
 }
 
-/// Starts the LB on `target` with `hosts` as its /etc/hosts, resolving,
-/// checking and summing up every 200 ms, logging at info into `log`.
+/// Run as `sh -c MOUNT_AND_EXEC HOSTS NSSWITCH PROGRAM ARGS...` in the LB's
+/// mount namespace: HOSTS over /etc/hosts, NSSWITCH (if the C library has an
+/// /etc/nsswitch.conf) over it, then PROGRAM.
+const MOUNT_AND_EXEC: &str = r#"mount --bind "$0" /etc/hosts \
+    && { [ ! -e /etc/nsswitch.conf ] || mount --bind "$1" /etc/nsswitch.conf; } \
+    && shift && exec "$@""#;
+
+/// Starts the LB on `target` with `hosts` as its /etc/hosts, and names looked
+/// up in that file only (a name it lacks fails at once, with no DNS server
+/// asked), resolving, checking and summing up every 200 ms, logging at info
+/// into `log`.
 fn start_lb_on_name(unshare: &[&str], hosts: &Path, target: &str, log: &Path) -> (Proc, u16) {
     let port = free_port();
+    let nsswitch = hosts.with_file_name("nsswitch.conf");
+    std::fs::write(&nsswitch, "hosts: files\n").expect("write nsswitch.conf");
     let file = std::fs::File::create(log).expect("create the LB's log file");
     let mut lb = Proc::spawn(
         "lb",
         Command::new("unshare")
             .args(unshare)
-            .args([
-                "--",
-                "sh",
-                "-c",
-                r#"mount --bind "$0" /etc/hosts && exec "$@""#,
-            ])
+            .args(["--", "sh", "-c", MOUNT_AND_EXEC])
             .arg(hosts)
+            .arg(&nsswitch)
             .arg(bin("lb"))
             .arg("--listen")
             .arg(local(port).to_string())
