@@ -109,6 +109,9 @@ pub type Lookup = fn(&Target) -> io::Result<Vec<SocketAddr>>;
 pub struct Resolver {
     targets: Vec<Target>,
     last: Vec<Vec<SocketAddr>>,
+    /// Whether each target's latest lookup failed: a failure is warned about
+    /// once, not at every interval, and the recovery is logged.
+    failing: Vec<bool>,
     lookup: Lookup,
 }
 
@@ -119,9 +122,11 @@ impl Resolver {
 
     pub fn with_lookup(targets: Vec<Target>, lookup: Lookup) -> Resolver {
         let last = vec![Vec::new(); targets.len()];
+        let failing = vec![false; targets.len()];
         Resolver {
             targets,
             last,
+            failing,
             lookup,
         }
     }
@@ -146,11 +151,25 @@ impl Resolver {
         })
         .await;
         let mut all = BTreeSet::new();
-        for ((name, answer), last) in answers.into_iter().zip(&mut self.last) {
-            match answer {
-                Ok(addrs) if !addrs.is_empty() => *last = addrs,
-                Ok(_) => log::warn!("{name}: resolves to no address; keeping {last:?}"),
-                Err(e) => log::warn!("{name}: cannot resolve ({e}); keeping {last:?}"),
+        let state = self.last.iter_mut().zip(&mut self.failing);
+        for ((name, answer), (last, failing)) in answers.into_iter().zip(state) {
+            let failure = match answer {
+                Ok(addrs) if !addrs.is_empty() => {
+                    if std::mem::take(failing) {
+                        log::info!("{name}: resolves again, to {addrs:?}");
+                    }
+                    *last = addrs;
+                    None
+                }
+                Ok(_) => Some("resolves to no address".to_string()),
+                Err(e) => Some(format!("cannot resolve ({e})")),
+            };
+            if let Some(why) = failure {
+                if std::mem::replace(failing, true) {
+                    log::debug!("{name}: still {why}; keeping {last:?}");
+                } else {
+                    log::warn!("{name}: {why}; keeping {last:?} until it resolves again");
+                }
             }
             all.extend(last.iter().copied());
         }

@@ -7,7 +7,8 @@
 //! over /etc/hosts: nothing outside the LB's namespace sees it. The workers
 //! listen on one port of three loopback addresses, as replicas would on three
 //! container addresses. Last, the name stops resolving, as during a DNS
-//! outage, and the LB must keep its last addresses rather than empty its pool.
+//! outage, and the LB must keep its last addresses rather than empty its pool,
+//! until the name resolves again.
 
 mod common;
 
@@ -98,6 +99,14 @@ fn every_address_of_the_name_is_a_worker_resolved_again_and_kept_when_lookups_fa
             read(&log)
         );
     }
+    // The name resolves again: the LB logs that, having warned of the failure
+    // once rather than at every lookup.
+    write_hosts(&hosts, &[b, c]);
+    wait_for_line(
+        &log,
+        &format!("{NAME}:{port}: resolves again"),
+        Duration::from_secs(5),
+    );
     let text = read(&log);
     let unresolved = &text[text.find(&failed).expect("seen above")..];
     for addr in [b, c] {
@@ -106,6 +115,11 @@ fn every_address_of_the_name_is_a_worker_resolved_again_and_kept_when_lookups_fa
             "{addr} was removed when the name stopped resolving; the log:\n{text}"
         );
     }
+    assert_eq!(
+        text.matches(&failed).count(),
+        1,
+        "lookups failed every 200 ms for over a second; the failure must be warned about once; the log:\n{text}"
+    );
 }
 
 /// The `unshare` arguments that give a process a mount namespace of its own
