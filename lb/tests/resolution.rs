@@ -12,7 +12,9 @@
 
 mod common;
 
+use std::fs::OpenOptions;
 use std::net::SocketAddr;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -149,13 +151,29 @@ fn unshare_args() -> Vec<&'static str> {
 }
 
 /// Makes `hosts` say that [`NAME`] is `addrs`. The file is rewritten in
-/// place, so the bind mount over /etc/hosts shows each new version.
+/// place, so the bind mount over /etc/hosts shows each new version. It is
+/// padded to a fixed length and written with one `pwrite` at offset 0, never
+/// truncated: a lookup racing the rewrite must not find the file empty (as
+/// between `std::fs::write`'s truncation and its write), which would be a
+/// lookup failure the test did not mean.
 fn write_hosts(hosts: &Path, addrs: &[SocketAddr]) {
+    const LEN: usize = 256;
     let mut text = String::from("127.0.0.1 localhost\n");
     for addr in addrs {
         text += &format!("{} {NAME}\n", addr.ip());
     }
-    std::fs::write(hosts, text).expect("write the hosts file");
+    assert!(text.len() < LEN - 2, "the hosts file outgrew its padding");
+    text += "#";
+    text += &" ".repeat(LEN - 1 - text.len());
+    text += "\n";
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(hosts)
+        .expect("open the hosts file");
+    file.write_all_at(text.as_bytes(), 0)
+        .expect("write the hosts file");
 }
 
 /// Run as `sh -c MOUNT_AND_EXEC HOSTS NSSWITCH PROGRAM ARGS...` in the LB's
